@@ -1,0 +1,23 @@
+//! The bot's behaviour: everything that happens to an event after it leaves
+//! the event bus. It never imports twilight; it sees `guildscope-model`
+//! events and talks to Discord through `guildscope-discord`'s `Rest`.
+//!
+//! # Layout
+//!
+//! - [`runtime`]: the dispatcher that drains the event bus and routes each
+//!   event to the statistics collector or the command handlers.
+//! - [`collector`]: turns gateway events into idempotent store writes.
+//! - [`writer`]: batches those writes and commits them on a thread of its own.
+//! - [`commands`]: slash command handlers.
+//! - [`stats`]: counters and latency histograms for progress and summaries.
+
+pub mod collector;
+pub mod commands;
+pub mod runtime;
+pub mod stats;
+pub mod writer;
+
+pub use collector::{Collector, CollectorConfig};
+pub use runtime::{Bot, BotConfig};
+pub use stats::{BotStats, LatencySummary, Snapshot};
+pub use writer::{StoreWriter, WriterConfig};

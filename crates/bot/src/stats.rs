@@ -1,0 +1,229 @@
+//! Counters and latency histograms the runtime keeps while it works, read by
+//! the demo's progress display and summary.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use guildscope_store::RowCounts;
+use hdrhistogram::Histogram;
+
+/// Percentiles of a latency histogram, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LatencySummary {
+    /// How many samples were recorded.
+    pub count: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 95th percentile.
+    pub p95_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// Largest sample.
+    pub max_us: u64,
+}
+
+/// A latency histogram from 1 µs to 60 s with three significant digits.
+struct Latency(Mutex<Histogram<u64>>);
+
+impl Latency {
+    fn new() -> Self {
+        // The bounds are constants that hdrhistogram accepts, so this cannot fail.
+        #[allow(clippy::expect_used)]
+        let histogram = Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+        Self(Mutex::new(histogram))
+    }
+
+    fn record(&self, elapsed: Duration) {
+        let micros = (elapsed.as_micros() as u64).clamp(1, 60_000_000);
+        if let Ok(mut histogram) = self.0.lock() {
+            // `clamp` keeps the value inside the bounds, so recording cannot fail.
+            let _ = histogram.record(micros);
+        }
+    }
+
+    fn summary(&self) -> LatencySummary {
+        let Ok(h) = self.0.lock() else { return LatencySummary::default() };
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        LatencySummary {
+            count: h.len(),
+            p50_us: h.value_at_quantile(0.50),
+            p95_us: h.value_at_quantile(0.95),
+            p99_us: h.value_at_quantile(0.99),
+            max_us: h.max(),
+        }
+    }
+}
+
+/// What the bot has done so far. Shared behind an `Arc`; cheap to update.
+pub struct BotStats {
+    events: Mutex<BTreeMap<&'static str, u64>>,
+    events_total: AtomicU64,
+    commands_ok: AtomicU64,
+    commands_user_error: AtomicU64,
+    commands_failed: AtomicU64,
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+    rows: Mutex<RowCounts>,
+    event_latency: Latency,
+    command_latency: Latency,
+}
+
+impl std::fmt::Debug for BotStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotStats").field("events_total", &self.events_total).finish()
+    }
+}
+
+impl Default for BotStats {
+    fn default() -> Self {
+        Self {
+            events: Mutex::default(),
+            events_total: AtomicU64::new(0),
+            commands_ok: AtomicU64::new(0),
+            commands_user_error: AtomicU64::new(0),
+            commands_failed: AtomicU64::new(0),
+            errors: Mutex::default(),
+            rows: Mutex::default(),
+            event_latency: Latency::new(),
+            command_latency: Latency::new(),
+        }
+    }
+}
+
+/// How a command ended, as counted and reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The command did what was asked.
+    Ok,
+    /// The user asked for something they may not have or that makes no sense.
+    UserError,
+    /// Something failed on our side or Discord's.
+    Error,
+}
+
+/// A point-in-time copy of [`BotStats`].
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Events handled, by dispatch name.
+    pub events: BTreeMap<&'static str, u64>,
+    /// Events handled in all.
+    pub events_total: u64,
+    /// Commands answered successfully.
+    pub commands_ok: u64,
+    /// Commands answered with a refusal or usage message.
+    pub commands_user_error: u64,
+    /// Commands that failed.
+    pub commands_failed: u64,
+    /// Errors by kind.
+    pub errors: BTreeMap<&'static str, u64>,
+    /// Rows committed per table.
+    pub rows: RowCounts,
+    /// Time from receiving an event to finishing its handling.
+    pub event_latency: LatencySummary,
+    /// Time from receiving an interaction to Discord accepting the reply.
+    pub command_latency: LatencySummary,
+}
+
+impl Snapshot {
+    /// Commands answered, whatever the outcome.
+    pub fn commands_answered(&self) -> u64 {
+        self.commands_ok + self.commands_user_error + self.commands_failed
+    }
+
+    /// Errors of every kind.
+    pub fn errors_total(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+impl BotStats {
+    /// Records one handled event and how long it took.
+    pub fn event_handled(&self, name: &'static str, elapsed: Duration) {
+        if let Ok(mut events) = self.events.lock() {
+            *events.entry(name).or_default() += 1;
+        }
+        self.events_total.fetch_add(1, Ordering::Relaxed);
+        self.event_latency.record(elapsed);
+    }
+
+    /// Records one answered command.
+    pub fn command_answered(&self, outcome: Outcome, elapsed: Duration) {
+        let counter = match outcome {
+            Outcome::Ok => &self.commands_ok,
+            Outcome::UserError => &self.commands_user_error,
+            Outcome::Error => &self.commands_failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.command_latency.record(elapsed);
+    }
+
+    /// Counts one error of the given kind.
+    pub fn error(&self, kind: &'static str) {
+        if let Ok(mut errors) = self.errors.lock() {
+            *errors.entry(kind).or_default() += 1;
+        }
+    }
+
+    /// Adds committed rows.
+    pub fn rows_written(&self, counts: RowCounts) {
+        if let Ok(mut rows) = self.rows.lock() {
+            rows.add(counts);
+        }
+    }
+
+    /// Events handled so far.
+    pub fn events_total(&self) -> u64 {
+        self.events_total.load(Ordering::Relaxed)
+    }
+
+    /// A copy of everything, for display.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            events: self.events.lock().map(|e| e.clone()).unwrap_or_default(),
+            events_total: self.events_total.load(Ordering::Relaxed),
+            commands_ok: self.commands_ok.load(Ordering::Relaxed),
+            commands_user_error: self.commands_user_error.load(Ordering::Relaxed),
+            commands_failed: self.commands_failed.load(Ordering::Relaxed),
+            errors: self.errors.lock().map(|e| e.clone()).unwrap_or_default(),
+            rows: self.rows.lock().map(|r| *r).unwrap_or_default(),
+            event_latency: self.event_latency.summary(),
+            command_latency: self.command_latency.summary(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_follow_the_samples() {
+        let stats = BotStats::default();
+        for ms in 1..=100 {
+            stats.command_answered(Outcome::Ok, Duration::from_millis(ms));
+        }
+        let s = stats.snapshot();
+        assert_eq!(s.commands_answered(), 100);
+        // hdrhistogram keeps three significant digits.
+        assert!((49_900..=50_100).contains(&s.command_latency.p50_us), "{:?}", s.command_latency);
+        assert!((98_900..=99_100).contains(&s.command_latency.p99_us), "{:?}", s.command_latency);
+    }
+
+    #[test]
+    fn events_are_counted_by_name() {
+        let stats = BotStats::default();
+        stats.event_handled("MESSAGE_CREATE", Duration::from_micros(5));
+        stats.event_handled("MESSAGE_CREATE", Duration::from_micros(5));
+        stats.event_handled("GUILD_CREATE", Duration::from_micros(5));
+        let s = stats.snapshot();
+        assert_eq!(s.events.get("MESSAGE_CREATE"), Some(&2));
+        assert_eq!(s.events_total, 3);
+    }
+}

@@ -1,0 +1,101 @@
+//! The store writer: batches of ops are committed on a thread of their own,
+//! one transaction each, so a slow disk never stalls the event loop.
+//!
+//! The channel into the writer is bounded: when the database falls behind,
+//! the collector waits (backpressure) instead of buffering without limit. A
+//! failed batch is retried with backoff and never dropped.
+
+use std::{path::PathBuf, sync::Arc, thread, time::Duration};
+
+use guildscope_store::{Op, SqliteStore, StoreError};
+use tokio::sync::mpsc;
+
+use crate::BotStats;
+
+/// How the writer batches.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// The SQLite file.
+    pub path: PathBuf,
+    /// Largest number of ops in one transaction.
+    pub batch_size: usize,
+    /// Longest time an op waits before its batch is committed.
+    pub batch_interval: Duration,
+    /// Batches that may wait for the writer before the collector blocks.
+    pub queue_batches: usize,
+}
+
+impl WriterConfig {
+    /// Defaults for the given database file.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            batch_size: 2_000,
+            batch_interval: Duration::from_millis(100),
+            queue_batches: 8,
+        }
+    }
+}
+
+/// The sending half: the runtime pushes finished batches here.
+#[derive(Debug)]
+pub struct StoreWriter {
+    tx: mpsc::Sender<Vec<Op>>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl StoreWriter {
+    /// Opens the database (applying migrations) and starts the writer thread.
+    pub fn start(config: &WriterConfig, stats: Arc<BotStats>) -> Result<Self, StoreError> {
+        let mut store = SqliteStore::open(&config.path)?;
+        let (tx, mut rx) = mpsc::channel::<Vec<Op>>(config.queue_batches.max(1));
+        let thread = thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                while let Some(batch) = rx.blocking_recv() {
+                    commit_with_retry(&mut store, &batch, &stats);
+                }
+            })
+            .map_err(|e| {
+                guildscope_store::StoreError {
+                    kind: guildscope_store::StoreErrorKind::Open,
+                    path: config.path.clone(),
+                    step: "while starting the writer thread".into(),
+                    source: Box::new(e),
+                }
+            })?;
+        Ok(Self { tx, thread })
+    }
+
+    /// Queues a batch, waiting while the writer is behind.
+    pub async fn send(&self, batch: Vec<Op>) {
+        // The writer thread only stops when every sender is gone, so this
+        // cannot fail while `self` exists.
+        let _ = self.tx.send(batch).await;
+    }
+
+    /// Waits for every queued batch to be committed.
+    pub async fn finish(self) {
+        let Self { tx, thread } = self;
+        drop(tx);
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+fn commit_with_retry(store: &mut SqliteStore, batch: &[Op], stats: &BotStats) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match store.apply(batch) {
+            Ok(counts) => {
+                stats.rows_written(counts);
+                return;
+            }
+            Err(error) => {
+                stats.error("store_write");
+                tracing::warn!(%error, ops = batch.len(), retry_in_ms = backoff.as_millis() as u64, "store batch failed; keeping it and retrying");
+                thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}

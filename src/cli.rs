@@ -1,0 +1,162 @@
+//! The command line as the user typed it. No I/O happens here; `cmd` resolves
+//! and validates these values.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+/// An observability-and-statistics bot for Discord communities.
+#[derive(Debug, Parser)]
+#[command(name = "guildscope", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bot against Discord (or any Discord-compatible server).
+    Run(RunArgs),
+    /// Run the local Discord simulator alone; prints its URLs and token as JSON.
+    Simulate(SimulateArgs),
+    /// Run simulator, bot and SQLite together and show what flows.
+    Demo(DemoArgs),
+    /// Create or upgrade the statistics database, then exit.
+    Migrate(MigrateArgs),
+    /// Measure throughput (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Where the configuration comes from, shared by the commands that read it.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The config file (TOML). Without it, defaults and the environment apply.
+    #[arg(long, short = 'c', env = "GUILDSCOPE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Statistics database: an SQLite file path.
+    #[arg(long, env = "GUILDSCOPE_DATABASE")]
+    pub database: Option<String>,
+}
+
+/// `guildscope run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Discord REST base URL (default: the real Discord).
+    #[arg(long, env = "GUILDSCOPE_API_BASE")]
+    pub api_base: Option<String>,
+    /// Discord gateway base URL (default: the real Discord).
+    #[arg(long, env = "GUILDSCOPE_GATEWAY_BASE")]
+    pub gateway_base: Option<String>,
+}
+
+/// `guildscope simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Address to listen on; port 0 picks free ports.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Seed of the synthetic community and its traffic.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Traffic in events per second across the community (0: none).
+    #[arg(long, default_value_t = 50.0)]
+    pub rate: f64,
+    /// Number of guilds.
+    #[arg(long, default_value_t = 2)]
+    pub guilds: u32,
+    /// Members per guild.
+    #[arg(long, default_value_t = 500)]
+    pub members: u32,
+    /// Shards the simulator recommends in `GET /gateway/bot`.
+    #[arg(long, default_value_t = 1)]
+    pub shards: u32,
+}
+
+/// `guildscope demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How long to run (e.g. 30s, 2m).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Traffic in events per second.
+    #[arg(long, default_value_t = 500.0)]
+    pub rate: f64,
+    /// Seed of the synthetic community and its traffic.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// SQLite file for the statistics (default: guildscope-demo.db here, recreated).
+    #[arg(long)]
+    pub database: Option<PathBuf>,
+}
+
+/// `guildscope migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// `guildscope bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Gateway dispatch throughput: simulator → twilight → event bus → a
+    /// counting handler, MESSAGE_CREATE at full speed, in one process.
+    Gateway(BenchGatewayArgs),
+}
+
+/// `guildscope bench gateway`.
+#[derive(Debug, Args)]
+pub struct BenchGatewayArgs {
+    /// MESSAGE_CREATE events to send.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Shards (and guilds spread over them).
+    #[arg(long, default_value_t = 1)]
+    pub shards: u32,
+    /// Measure the simulator alone: a raw WebSocket client counts frames
+    /// without parsing them.
+    #[arg(long)]
+    pub simulator_only: bool,
+}
+
+/// Parses `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("expected a duration like 30s or 2m, got {text:?}"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?}; use ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is not a valid duration"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_and_without_units() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,341 @@
+//! Configuration: a TOML file, then `GUILDSCOPE_*` environment variables and
+//! command-line flags over it, validated into typed settings at start.
+//!
+//! Two stages, as everywhere user input enters: [`RawConfig`] is exactly what
+//! the file says (unknown keys rejected), [`Config`] is the checked form the
+//! program runs with. Every error names the key and what was expected, in one
+//! line.
+
+use std::{
+    fmt, fs,
+    path::{Path, PathBuf},
+};
+
+use guildscope_model::{ChannelId, RoleId, Secret};
+use serde::Deserialize;
+
+/// The config file's shape, exactly as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    discord: RawDiscord,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    stats: RawStats,
+    #[serde(default)]
+    bus: RawBus,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscord {
+    token_file: Option<PathBuf>,
+    api_base: Option<String>,
+    gateway_base: Option<String>,
+    shards: Option<u32>,
+    large_threshold: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    url: Option<String>,
+    batch_size: Option<usize>,
+    batch_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStats {
+    #[serde(default)]
+    staff_roles: Vec<String>,
+    #[serde(default)]
+    ignored_channels: Vec<String>,
+    include_bots: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBus {
+    capacity: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<String>,
+    format: Option<String>,
+}
+
+/// A configuration error: one line naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct ConfigError {
+    origin: String,
+    message: String,
+}
+
+impl ConfigError {
+    fn key(key: &str, message: impl fmt::Display) -> Self {
+        Self { origin: format!("config key `{key}`"), message: message.to_string() }
+    }
+}
+
+/// Values given on the command line or in the environment, which win over
+/// the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--api-base` / `GUILDSCOPE_API_BASE`.
+    pub api_base: Option<String>,
+    /// `--gateway-base` / `GUILDSCOPE_GATEWAY_BASE`.
+    pub gateway_base: Option<String>,
+    /// `--database` / `GUILDSCOPE_DATABASE`.
+    pub database: Option<String>,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Pretty text on a terminal, JSON otherwise.
+    Auto,
+    /// Human-readable text.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where statistics are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Discord REST base URL; `None` is the real Discord.
+    pub api_base: Option<String>,
+    /// Discord gateway base URL; `None` is the real Discord.
+    pub gateway_base: Option<String>,
+    /// Where the token file is, if the token is not in the environment.
+    pub token_file: Option<PathBuf>,
+    /// Shard count override; `None` asks Discord.
+    pub shards: Option<u32>,
+    /// Members sent with GUILD_CREATE before the guild counts as large.
+    pub large_threshold: u64,
+    /// Where statistics are stored.
+    pub storage: Storage,
+    /// Ops per store transaction.
+    pub batch_size: usize,
+    /// Longest wait before a partial batch is committed, in milliseconds.
+    pub batch_interval_ms: u64,
+    /// Roles whose holders count as staff.
+    pub staff_roles: Vec<RoleId>,
+    /// Channels and categories whose messages are not stored.
+    pub ignored_channels: Vec<ChannelId>,
+    /// Store messages written by bots too.
+    pub include_bots: bool,
+    /// Events the bus holds before the gateway waits.
+    pub bus_capacity: usize,
+    /// The log filter (`info`, `guildscope=debug,warn`, ...).
+    pub log_level: String,
+    /// How logs are written.
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads `path` (if given), applies `overrides`, and validates.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let raw = match path {
+            Some(path) => {
+                let text = fs::read_to_string(path).map_err(|e| ConfigError {
+                    origin: path.display().to_string(),
+                    message: format!("cannot read the config file: {e}"),
+                })?;
+                parse(&text, path)?
+            }
+            None => RawConfig::default(),
+        };
+        Self::validate(raw, overrides)
+    }
+
+    /// Checks every value and builds the typed configuration.
+    pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let api_base = overrides.api_base.clone().or(raw.discord.api_base);
+        if let Some(url) = &api_base {
+            check_url("discord.api_base", url, &["http://", "https://"])?;
+        }
+        let gateway_base = overrides.gateway_base.clone().or(raw.discord.gateway_base);
+        if let Some(url) = &gateway_base {
+            check_url("discord.gateway_base", url, &["ws://", "wss://"])?;
+        }
+        let shards = match raw.discord.shards {
+            Some(0) | None => None,
+            Some(n) => Some(n),
+        };
+        let large_threshold = raw.discord.large_threshold.unwrap_or(250);
+        if !(50..=250).contains(&large_threshold) {
+            return Err(ConfigError::key(
+                "discord.large_threshold",
+                format!("expected a number from 50 to 250, got {large_threshold}"),
+            ));
+        }
+        let url = overrides.database.clone().or(raw.storage.url).unwrap_or_else(|| "guildscope.db".into());
+        let storage = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(ConfigError::key(
+                "storage.url",
+                "PostgreSQL URLs are not supported by this build yet; give an SQLite file path",
+            ));
+        } else if url.trim().is_empty() {
+            return Err(ConfigError::key("storage.url", "expected an SQLite file path, got an empty string"));
+        } else {
+            Storage::Sqlite(PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(&url)))
+        };
+        let batch_size = raw.storage.batch_size.unwrap_or(2_000);
+        if batch_size == 0 {
+            return Err(ConfigError::key("storage.batch_size", "expected a positive number, got 0"));
+        }
+        let bus_capacity = raw.bus.capacity.unwrap_or(4_096);
+        if bus_capacity == 0 {
+            return Err(ConfigError::key("bus.capacity", "expected a positive number, got 0"));
+        }
+        let log_format = match raw.log.format.as_deref().unwrap_or("auto") {
+            "auto" => LogFormat::Auto,
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::key(
+                    "log.format",
+                    format!("expected \"auto\", \"pretty\" or \"json\", got {other:?}"),
+                ));
+            }
+        };
+        Ok(Self {
+            api_base,
+            gateway_base,
+            token_file: raw.discord.token_file,
+            shards,
+            large_threshold,
+            storage,
+            batch_size,
+            batch_interval_ms: raw.storage.batch_interval_ms.unwrap_or(100),
+            staff_roles: parse_ids("stats.staff_roles", &raw.stats.staff_roles)?,
+            ignored_channels: parse_ids("stats.ignored_channels", &raw.stats.ignored_channels)?,
+            include_bots: raw.stats.include_bots.unwrap_or(false),
+            bus_capacity,
+            log_level: raw.log.level.unwrap_or_else(|| "info".into()),
+            log_format,
+        })
+    }
+
+    /// The bot token: `DISCORD_TOKEN`, else the configured token file.
+    pub fn token(&self) -> Result<Secret, ConfigError> {
+        token_from(std::env::var("DISCORD_TOKEN").ok(), self.token_file.as_deref())
+    }
+}
+
+fn token_from(env: Option<String>, file: Option<&Path>) -> Result<Secret, ConfigError> {
+    if let Some(token) = env.filter(|t| !t.trim().is_empty()) {
+        return Ok(Secret::new(token.trim()));
+    }
+    let Some(file) = file else {
+        return Err(ConfigError::key(
+            "discord.token_file",
+            "no bot token: set DISCORD_TOKEN or point discord.token_file at a file holding the token",
+        ));
+    };
+    let text = fs::read_to_string(file)
+        .map_err(|e| ConfigError::key("discord.token_file", format!("cannot read {}: {e}", file.display())))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(ConfigError::key("discord.token_file", format!("{} is empty", file.display())));
+    }
+    Ok(Secret::new(token))
+}
+
+fn check_url(key: &str, url: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    if schemes.iter().any(|s| url.starts_with(s) && url.len() > s.len()) {
+        Ok(())
+    } else {
+        Err(ConfigError::key(key, format!("expected a URL starting with {}, got {url:?}", schemes.join(" or "))))
+    }
+}
+
+fn parse_ids<T: std::str::FromStr>(key: &str, values: &[String]) -> Result<Vec<T>, ConfigError> {
+    values
+        .iter()
+        .map(|v| v.parse().map_err(|_| ConfigError::key(key, format!("expected Discord ids as strings of digits, got {v:?}"))))
+        .collect()
+}
+
+/// Parses config text; errors carry the file, line and offending key.
+pub fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|span| text[..span.start].matches('\n').count() + 1);
+        let origin = match line {
+            Some(line) => format!("{}:{line}", path.display()),
+            None => path.display().to_string(),
+        };
+        ConfigError { origin, message: e.message().replace('\n', " ") }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_config_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("guildscope.example.toml");
+        let config = Config::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(config.storage, Storage::Sqlite("guildscope.db".into()));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let err = parse("[discord]\napi_base = \"http://x\"\nshard = 2\n", Path::new("g.toml")).unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("g.toml:3:"), "{message}");
+        assert!(message.contains("shard"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key() {
+        let raw = parse("[discord]\napi_base = \"discord.com\"\n", Path::new("g.toml")).unwrap();
+        let err = Config::validate(raw, &Overrides::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config key `discord.api_base`: expected a URL starting with http:// or https://, got \"discord.com\""
+        );
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let raw = parse("[storage]\nurl = \"a.db\"\n", Path::new("g.toml")).unwrap();
+        let overrides = Overrides { database: Some("b.db".into()), ..Overrides::default() };
+        let config = Config::validate(raw, &overrides).unwrap();
+        assert_eq!(config.storage, Storage::Sqlite("b.db".into()));
+    }
+
+    #[test]
+    fn a_missing_token_names_both_places_to_put_it() {
+        let err = token_from(None, None).unwrap_err().to_string();
+        assert!(err.contains("DISCORD_TOKEN") && err.contains("discord.token_file"), "{err}");
+    }
+
+    #[test]
+    fn the_token_file_is_trimmed_and_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        fs::write(&file, "abc.def.ghi\n").unwrap();
+        let token = token_from(None, Some(&file)).unwrap();
+        assert_eq!(token.expose(), "abc.def.ghi");
+        assert_eq!(format!("{token:?}"), "[redacted]");
+    }
+}
