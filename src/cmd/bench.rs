@@ -1,0 +1,143 @@
+//! `guildscope bench`: throughput measurements that print a table. The
+//! figures in BENCHMARKS.md come from here.
+
+use std::{
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use guildscope_discord::{DiscordConfig, Gateway, Rest};
+use guildscope_model::Secret;
+use guildscope_simulator::{SimConfig, Simulator};
+use tokio_websockets::{ClientBuilder, Message};
+
+use crate::{cli::BenchGatewayArgs, config::LogFormat, logging};
+
+/// Gateway dispatch throughput, end to end in one process.
+pub async fn gateway(args: BenchGatewayArgs) -> anyhow::Result<ExitCode> {
+    logging::init("warn", LogFormat::Auto);
+    let shards = args.shards.max(1);
+    let simulator = Simulator::start(SimConfig {
+        guilds: shards,
+        members: 100,
+        shards,
+        ..SimConfig::default()
+    })
+    .await
+    .context("while starting the simulator")?;
+
+    let result = if args.simulator_only {
+        raw_client(&simulator, args.events).await?
+    } else {
+        through_twilight(&simulator, args.events, shards).await?
+    };
+    simulator.shutdown().await;
+
+    let per_event_us = result.cpu.as_secs_f64() * 1e6 / args.events as f64;
+    println!("benchmark          gateway dispatch throughput ({})", result.path);
+    println!("events             {}", args.events);
+    println!("shards             {shards}");
+    println!("wall time          {:.3} s", result.wall.as_secs_f64());
+    println!("throughput         {:.0} events/s", args.events as f64 / result.wall.as_secs_f64());
+    println!("cpu time           {:.3} s (user + system, whole process)", result.cpu.as_secs_f64());
+    println!("cpu per event      {per_event_us:.2} µs");
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Measured {
+    path: &'static str,
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// Simulator → zstd-stream → twilight shards → event bus → a counting handler.
+async fn through_twilight(simulator: &Simulator, events: u64, shards: u32) -> anyhow::Result<Measured> {
+    let info = simulator.info();
+    let config = DiscordConfig::local(Secret::new(info.token.clone()), info.rest_url.clone(), info.gateway_url.clone());
+    let rest = Rest::new(&config);
+    let Gateway { handle, events: mut events_rx } =
+        Gateway::start(&config, &rest).await.context("while connecting to the simulator")?;
+    // Wait for every guild before the clock starts.
+    while handle.stats().events("GUILD_CREATE") < u64::from(shards) {
+        if events_rx.recv().await.is_none() {
+            bail!("the gateway stopped before the guilds arrived");
+        }
+    }
+    let cpu_before = process_cpu_time()?;
+    let started = Instant::now();
+    simulator.firehose(events);
+    let mut seen = 0;
+    while seen < events {
+        match events_rx.recv().await {
+            Some(envelope) if envelope.name == "MESSAGE_CREATE" => seen += 1,
+            Some(_) => {}
+            None => bail!("the gateway stopped after {seen} of {events} events"),
+        }
+    }
+    let wall = started.elapsed();
+    let cpu = process_cpu_time()?.saturating_sub(cpu_before);
+    handle.shutdown().await;
+    Ok(Measured { path: "simulator → twilight → event bus → counting handler", wall, cpu })
+}
+
+/// The simulator alone: a raw WebSocket client identifies, then counts text
+/// frames without parsing them.
+async fn raw_client(simulator: &Simulator, events: u64) -> anyhow::Result<Measured> {
+    let info = simulator.info();
+    let uri = format!("{}/?v=10&encoding=json", info.gateway_url);
+    let (mut ws, _) = ClientBuilder::new()
+        .uri(&uri)
+        .context("invalid gateway url")?
+        .connect()
+        .await
+        .context("while connecting to the simulator")?;
+    let identify = serde_json::json!({
+        "op": 2,
+        "d": {
+            "token": info.token,
+            "intents": 513,
+            "properties": {"os": "linux", "browser": "bench", "device": "bench"},
+            "shard": [0, 1],
+        }
+    });
+    ws.send(Message::text(identify.to_string())).await.context("while identifying")?;
+    // READY, then one GUILD_CREATE for the single guild.
+    let mut guilds = 0;
+    while guilds < 1 {
+        let Some(frame) = ws.next().await else { bail!("the simulator closed the connection") };
+        let frame = frame.context("while reading a frame")?;
+        if frame.as_text().is_some_and(|t| t.contains("\"t\":\"GUILD_CREATE\"")) {
+            guilds += 1;
+        }
+    }
+    let cpu_before = process_cpu_time()?;
+    let started = Instant::now();
+    simulator.firehose(events);
+    let mut seen = 0;
+    while seen < events {
+        let Some(frame) = ws.next().await else { bail!("the simulator closed after {seen} events") };
+        if frame.context("while reading a frame")?.is_text() {
+            seen += 1;
+        }
+    }
+    let wall = started.elapsed();
+    let cpu = process_cpu_time()?.saturating_sub(cpu_before);
+    Ok(Measured { path: "simulator → raw WebSocket client counting frames", wall, cpu })
+}
+
+/// User plus system CPU time of this process, from `/proc/self/stat`.
+fn process_cpu_time() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("while reading /proc/self/stat")?;
+    // Fields after the command name (which may contain spaces) start at "state".
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).context("unexpected /proc/self/stat")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        fields.get(i).and_then(|f| f.parse().ok()).context("unexpected /proc/self/stat")
+    };
+    // utime and stime are fields 14 and 15 of the file, 11 and 12 after the name.
+    let total = ticks(11)? + ticks(12)?;
+    // Linux reports these in USER_HZ, which is 100 on every mainstream kernel.
+    Ok(Duration::from_millis(total * 10))
+}

@@ -1,0 +1,272 @@
+//! `guildscope demo`: simulator, bot and SQLite in one process, with live
+//! progress and a summary of what flowed.
+
+use std::{
+    fmt::Write as _,
+    io::{IsTerminal, Write as _},
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use guildscope_bot::{BotConfig, LatencySummary, Snapshot, WriterConfig};
+use guildscope_discord::DiscordConfig;
+use guildscope_model::Secret;
+use guildscope_simulator::{GroundTruth, SimConfig, Simulator};
+
+use crate::{cli::DemoArgs, cmd::wiring, config::LogFormat, logging};
+
+/// The demo database when none is given; recreated on every run.
+const DEFAULT_DATABASE: &str = "guildscope-demo.db";
+
+/// Guilds and shards in the demo community.
+const GUILDS: u32 = 3;
+const SHARDS: u32 = 2;
+
+/// Runs the demo and prints its summary.
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    // Warnings only: the progress display owns the terminal.
+    logging::init("warn", LogFormat::Auto);
+    let database = match args.database {
+        Some(path) => path,
+        None => fresh_default_database()?,
+    };
+    let started = Instant::now();
+    let simulator = Simulator::start(SimConfig {
+        seed: args.seed,
+        guilds: GUILDS,
+        members: 1_500,
+        shards: SHARDS,
+        ..SimConfig::default()
+    })
+    .await
+    .context("while starting the simulator")?;
+    let info = simulator.info();
+    let discord = DiscordConfig::local(Secret::new(info.token.clone()), info.rest_url.clone(), info.gateway_url.clone());
+    let bot = BotConfig { writer: Some(WriterConfig::new(&database)), ..BotConfig::default() };
+    let running = wiring::start(&discord, bot).await?;
+
+    wait_until(Duration::from_secs(15), || running.gateway_stats.events("GUILD_CREATE") >= u64::from(GUILDS))
+        .await
+        .context("the simulated guilds did not arrive within 15 s")?;
+    simulator.set_rate(args.rate);
+
+    let mut progress = Progress::new();
+    let traffic_started = Instant::now();
+    while traffic_started.elapsed() < args.duration {
+        let left = args.duration.saturating_sub(traffic_started.elapsed());
+        tokio::time::sleep(left.min(progress.interval)).await;
+        progress.show(traffic_started.elapsed(), &running.bot_stats.snapshot());
+    }
+    progress.finish();
+    let traffic = traffic_started.elapsed();
+
+    // Stop the traffic and wait until the simulator is quiet and everything it
+    // sent has arrived; then close the shards, which ends their sessions, so
+    // the ground truth read afterwards is final.
+    simulator.set_rate(0.0);
+    let sent = |truth: &GroundTruth| truth.events_sent.values().sum::<u64>();
+    let mut last = (u64::MAX, Instant::now());
+    let _ = wait_until(Duration::from_secs(10), || {
+        let now = sent(&simulator.ground_truth());
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        running.gateway_stats.total_events() >= now && last.1.elapsed() >= Duration::from_millis(300)
+    })
+    .await;
+    let gateway_stats = std::sync::Arc::clone(&running.gateway_stats);
+    let bot_stats = std::sync::Arc::clone(&running.bot_stats);
+    running.stop().await?;
+    let truth = simulator.ground_truth();
+    simulator.shutdown().await;
+
+    let summary = Summary {
+        elapsed: started.elapsed(),
+        traffic,
+        seed: args.seed,
+        stats: bot_stats.snapshot(),
+        sent: sent(&truth),
+        received: gateway_stats.total_events(),
+        parse_errors: gateway_stats.parse_errors(),
+        database,
+    };
+    print!("{}", summary.render());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Removes the previous demo database so every run starts empty.
+fn fresh_default_database() -> anyhow::Result<PathBuf> {
+    for suffix in ["", "-wal", "-shm"] {
+        let path = format!("{DEFAULT_DATABASE}{suffix}");
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("while removing the previous {path}")),
+        }
+    }
+    Ok(PathBuf::from(DEFAULT_DATABASE))
+}
+
+/// Polls `done` every 20 ms until it holds or `limit` passes.
+async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        if Instant::now() >= deadline {
+            anyhow::bail!("timed out after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// The live progress display: one rewritten line on a terminal, plain lines
+/// every few seconds otherwise.
+struct Progress {
+    terminal: bool,
+    interval: Duration,
+    last_events: u64,
+    last_at: Duration,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let terminal = std::io::stdout().is_terminal();
+        let interval = if terminal { Duration::from_millis(250) } else { Duration::from_secs(2) };
+        Self { terminal, interval, last_events: 0, last_at: Duration::ZERO }
+    }
+
+    fn show(&mut self, at: Duration, s: &Snapshot) {
+        let window = (at - self.last_at).as_secs_f64().max(1e-3);
+        let rate = (s.events_total - self.last_events) as f64 / window;
+        self.last_events = s.events_total;
+        self.last_at = at;
+        let line = format!(
+            "{:>6.1}s  events {:>9} ({:>7.0}/s)  commands {:>6}  rows {:>9}  p99 {:>8}  errors {}",
+            at.as_secs_f64(),
+            group(s.events_total),
+            rate,
+            group(s.commands_answered()),
+            group(s.rows.tables().iter().map(|(_, n)| n).sum()),
+            micros(s.event_latency.p99_us),
+            s.errors_total(),
+        );
+        let mut out = std::io::stdout().lock();
+        let _ = if self.terminal { write!(out, "\r\x1b[2K{line}") } else { writeln!(out, "{line}") };
+        let _ = out.flush();
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            println!();
+        }
+    }
+}
+
+/// Everything the demo prints at the end.
+struct Summary {
+    elapsed: Duration,
+    traffic: Duration,
+    seed: u64,
+    stats: Snapshot,
+    sent: u64,
+    received: u64,
+    parse_errors: u64,
+    database: PathBuf,
+}
+
+impl Summary {
+    fn render(&self) -> String {
+        let s = &self.stats;
+        let mut out = String::new();
+        let secs = self.traffic.as_secs_f64().max(1e-3);
+        let _ = writeln!(out, "\nguildscope demo: seed {}, {GUILDS} guilds on {SHARDS} shards, ran {:.1} s", self.seed, self.elapsed.as_secs_f64());
+        let _ = writeln!(out, "events received   {:>10}  ({:.0}/s during {:.1} s of traffic)", group(s.events_total), s.events_total as f64 / secs, secs);
+        for (name, count) in &s.events {
+            let _ = writeln!(out, "  {name:<28}{:>10}", group(*count));
+        }
+        let _ = writeln!(
+            out,
+            "commands answered {:>10}  (ok {}, refused {}, failed {})",
+            group(s.commands_answered()),
+            s.commands_ok,
+            s.commands_user_error,
+            s.commands_failed
+        );
+        let _ = writeln!(out, "event handling    {}", latency(&s.event_latency));
+        let _ = writeln!(out, "command latency   {}", latency(&s.command_latency));
+        let _ = writeln!(out, "rows written");
+        for (table, rows) in s.rows.tables() {
+            let _ = writeln!(out, "  {table:<28}{:>10}", group(rows));
+        }
+        let _ = writeln!(out, "errors            {:>10}", group(s.errors_total() + self.parse_errors));
+        for (kind, count) in &s.errors {
+            let _ = writeln!(out, "  {kind:<28}{:>10}", group(*count));
+        }
+        let verdict = if self.received == self.sent { "every event arrived" } else { "events missing" };
+        let _ = writeln!(
+            out,
+            "simulator check   {verdict}: sent {}, received {}",
+            group(self.sent),
+            group(self.received)
+        );
+        let _ = writeln!(out, "database          {}", self.database.display());
+        out
+    }
+}
+
+fn latency(l: &LatencySummary) -> String {
+    if l.count == 0 {
+        return "no samples".to_owned();
+    }
+    format!(
+        "p50 {}  p95 {}  p99 {}  max {}  ({} samples)",
+        micros(l.p50_us),
+        micros(l.p95_us),
+        micros(l.p99_us),
+        micros(l.max_us),
+        group(l.count)
+    )
+}
+
+fn micros(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us} µs"),
+        1_000..1_000_000 => format!("{:.1} ms", us as f64 / 1e3),
+        _ => format!("{:.2} s", us as f64 / 1e6),
+    }
+}
+
+/// 1234567 → "1,234,567".
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1_000), "1,000");
+        assert_eq!(group(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn latencies_pick_a_readable_unit() {
+        assert_eq!(micros(850), "850 µs");
+        assert_eq!(micros(1_500), "1.5 ms");
+        assert_eq!(micros(2_500_000), "2.50 s");
+    }
+}

@@ -1,0 +1,57 @@
+//! One file per subcommand, each a thin function over the crates, plus the
+//! wiring they share.
+
+mod bench;
+mod demo;
+mod migrate;
+mod run;
+mod simulate;
+mod wiring;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::{BenchCommand, Cli, Command};
+
+/// Runs the chosen subcommand on a multi-threaded tokio runtime.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("guildscope")
+        .build()
+        .context("while starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Simulate(args) => simulate::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Migrate(args) => migrate::run(args),
+            Command::Bench(BenchCommand::Gateway(args)) => bench::gateway(args).await,
+        }
+    })
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,68 @@
+//! `guildscope run`: the bot against Discord or any Discord-compatible server.
+
+use std::{process::ExitCode, time::Duration};
+
+use anyhow::Context;
+use guildscope_bot::{BotConfig, CollectorConfig, WriterConfig};
+use guildscope_discord::DiscordConfig;
+
+use crate::{
+    cli::RunArgs,
+    cmd::{shutdown_signal, wiring},
+    config::{Config, Overrides, Storage},
+    logging,
+};
+
+/// Runs until Ctrl-C or SIGTERM, or until the gateway refuses us for good.
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let overrides = Overrides {
+        api_base: args.api_base,
+        gateway_base: args.gateway_base,
+        database: args.config.database,
+    };
+    let config = Config::load(args.config.config.as_deref(), &overrides)?;
+    logging::init(&config.log_level, config.log_format);
+    let token = config.token()?;
+
+    let discord = DiscordConfig {
+        api_base: config.api_base.clone(),
+        gateway_base: config.gateway_base.clone(),
+        shards: config.shards,
+        large_threshold: config.large_threshold,
+        bus_capacity: config.bus_capacity,
+        ..DiscordConfig::new(token)
+    };
+    let bot = bot_config(&config);
+    let running = wiring::start(&discord, bot).await?;
+    tracing::info!(shards = running.gateway.shard_count(), "guildscope is running");
+
+    let gateway = running.gateway.clone();
+    let outcome = tokio::select! {
+        result = gateway.wait() => result.context("the gateway stopped the bot"),
+        () = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    };
+    running.stop().await?;
+    outcome?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The bot's behaviour from the validated configuration.
+pub fn bot_config(config: &Config) -> BotConfig {
+    let Storage::Sqlite(path) = &config.storage;
+    BotConfig {
+        collector: CollectorConfig {
+            staff_roles: config.staff_roles.clone(),
+            include_bots: config.include_bots,
+            ignored_channels: config.ignored_channels.clone(),
+        },
+        writer: Some(WriterConfig {
+            batch_size: config.batch_size,
+            batch_interval: Duration::from_millis(config.batch_interval_ms),
+            ..WriterConfig::new(path)
+        }),
+        ..BotConfig::default()
+    }
+}

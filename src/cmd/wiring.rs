@@ -1,0 +1,55 @@
+//! Starting and stopping the bot: gateway, command registration and the
+//! runtime, shared by `run` and `demo`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use guildscope_bot::{Bot, BotConfig, BotStats, commands};
+use guildscope_discord::{CommandScope, CommandSpec, DiscordConfig, Gateway, GatewayHandle, GatewayStats, Rest};
+use guildscope_store::StoreError;
+use tokio::task::JoinHandle;
+
+/// A bot that is connected and handling events.
+pub struct RunningBot {
+    /// Controls the shards.
+    pub gateway: GatewayHandle,
+    /// What the shards saw.
+    pub gateway_stats: Arc<GatewayStats>,
+    /// What the handlers did.
+    pub bot_stats: Arc<BotStats>,
+    runtime: JoinHandle<Result<(), StoreError>>,
+}
+
+/// Connects the shards, registers the slash commands and starts handling.
+pub async fn start(discord: &DiscordConfig, bot: BotConfig) -> anyhow::Result<RunningBot> {
+    let rest = Rest::new(discord);
+    let specs = commands::COMMANDS
+        .iter()
+        .map(|(name, description)| CommandSpec::new(*name, *description))
+        .collect();
+    rest.set_commands(CommandScope::Global, specs)
+        .await
+        .context("while registering slash commands")?;
+    let Gateway { handle, events } = Gateway::start(discord, &rest)
+        .await
+        .context("while connecting to the gateway")?;
+    let latency_handle = handle.clone();
+    let bot = Bot::new(bot, rest, Arc::new(move |shard| latency_handle.latency(shard)));
+    let bot_stats = bot.stats();
+    let gateway_stats = Arc::clone(handle.stats());
+    let runtime = tokio::spawn(bot.run(events));
+    Ok(RunningBot { gateway: handle, gateway_stats, bot_stats, runtime })
+}
+
+impl RunningBot {
+    /// Closes the shards, lets the handlers drain the bus, and commits every
+    /// pending write.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.gateway.shutdown().await;
+        self.runtime
+            .await
+            .context("while waiting for the handlers")?
+            .context("while committing the last statistics")?;
+        Ok(())
+    }
+}
