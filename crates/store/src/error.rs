@@ -1,7 +1,5 @@
 //! The store's error type.
 
-use std::path::PathBuf;
-
 /// What went wrong in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreErrorKind {
@@ -15,12 +13,12 @@ pub enum StoreErrorKind {
 
 /// An error from the store, with the database and the step that failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{step} ({path}): {source}")]
+#[error("{step} ({database}): {source}")]
 pub struct StoreError {
     /// What went wrong.
     pub kind: StoreErrorKind,
-    /// The database file.
-    pub path: PathBuf,
+    /// The database: a file path, or a PostgreSQL URL without its password.
+    pub database: String,
     /// What the store was doing, lowercase, e.g. "while writing a batch".
     pub step: String,
     /// The underlying error.
@@ -31,10 +29,10 @@ pub struct StoreError {
 impl StoreError {
     pub(crate) fn new(
         kind: StoreErrorKind,
-        path: &std::path::Path,
+        database: &str,
         step: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
-        Self { kind, path: path.to_owned(), step: step.into(), source: source.into() }
+        Self { kind, database: database.to_owned(), step: step.into(), source: source.into() }
     }
 }

@@ -6,17 +6,23 @@
 //!
 //! # Layout
 //!
-//! - [`row`]: the rows the store accepts ([`Op`]) and the counts it reports.
+//! - [`row`]: the writes the store accepts ([`Op`]) and the counts it reports.
+//! - [`backend`]: [`Store`], one type over both back ends, and [`Location`].
 //! - [`sqlite`]: the embedded SQLite back end (one file, WAL, one transaction per batch).
-//! - [`migrate`]: the schema and its versioned migrations.
+//! - [`postgres`]: the PostgreSQL back end (one `UNNEST` statement per run of writes).
+//! - [`migrate`]: the schemas and their versioned migrations.
 //! - [`error`]: [`StoreError`].
 
+pub mod backend;
 pub mod error;
 pub mod migrate;
+pub mod postgres;
 pub mod row;
 pub mod sqlite;
 
+pub use backend::{Location, Store};
 pub use error::{StoreError, StoreErrorKind};
 pub use migrate::SCHEMA_VERSION;
+pub use postgres::PostgresStore;
 pub use row::{ChannelRow, MemberRow, MessageRow, Op, RowCounts, ThreadRow};
 pub use sqlite::SqliteStore;

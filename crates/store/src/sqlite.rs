@@ -16,6 +16,8 @@ use crate::{
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// `path` as shown in errors.
+    name: String,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -29,7 +31,8 @@ fn sql_id(id: impl Snowflake) -> i64 {
     id.get() as i64
 }
 
-fn kind_name(kind: ChannelKind) -> &'static str {
+/// `ChannelKind` as stored, shared by both back ends.
+pub(crate) fn kind_name(kind: ChannelKind) -> &'static str {
     match kind {
         ChannelKind::Text => "text",
         ChannelKind::Announcement => "announcement",
@@ -47,16 +50,17 @@ impl SqliteStore {
     /// pending migrations.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
+        let name = path.display().to_string();
         let conn = Connection::open(path)
-            .map_err(|e| StoreError::new(StoreErrorKind::Open, path, "while opening", e))?;
+            .map_err(|e| StoreError::new(StoreErrorKind::Open, &name, "while opening", e))?;
         // WAL lets readers (the dashboard, `sqlite3`) look while the bot writes;
         // NORMAL sync is durable across process crashes, which is what matters
         // for a statistics collector that can backfill after a power loss.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
         )
-        .map_err(|e| StoreError::new(StoreErrorKind::Open, path, "while setting pragmas", e))?;
-        let mut store = Self { conn, path: path.to_owned() };
+        .map_err(|e| StoreError::new(StoreErrorKind::Open, &name, "while setting pragmas", e))?;
+        let mut store = Self { conn, path: path.to_owned(), name };
         store.migrate()?;
         Ok(store)
     }
@@ -86,7 +90,7 @@ impl SqliteStore {
                 ),
             ));
         }
-        let path = self.path.clone();
+        let path = self.name.clone();
         let tx = self
             .conn
             .transaction()
@@ -116,12 +120,12 @@ impl SqliteStore {
         step: &str,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> StoreError {
-        StoreError::new(kind, &self.path, step, source)
+        StoreError::new(kind, &self.name, step, source)
     }
 
     /// Applies a batch of ops in one transaction and reports the rows written.
     pub fn apply(&mut self, ops: &[Op]) -> Result<RowCounts, StoreError> {
-        let path = self.path.clone();
+        let path = self.name.clone();
         let query_err =
             |e: rusqlite::Error| StoreError::new(StoreErrorKind::Query, &path, "while writing a batch", e);
         let tx = self.conn.transaction().map_err(query_err)?;
