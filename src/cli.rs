@@ -36,7 +36,7 @@ pub struct ConfigArgs {
     /// The config file (TOML). Without it, defaults and the environment apply.
     #[arg(long, short = 'c', env = "GUILDSCOPE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Statistics database: an SQLite file path.
+    /// Statistics database: an SQLite file path or a postgres:// URL.
     #[arg(long, env = "GUILDSCOPE_DATABASE")]
     pub database: Option<String>,
 }

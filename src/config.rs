@@ -12,6 +12,7 @@ use std::{
 };
 
 use guildscope_model::{ChannelId, RoleId, Secret};
+use guildscope_store::Location;
 use serde::Deserialize;
 
 /// The config file's shape, exactly as written.
@@ -108,13 +109,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where statistics are stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Storage {
-    /// An SQLite file.
-    Sqlite(PathBuf),
-}
-
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -129,7 +123,7 @@ pub struct Config {
     /// Members sent with GUILD_CREATE before the guild counts as large.
     pub large_threshold: u64,
     /// Where statistics are stored.
-    pub storage: Storage,
+    pub storage: Location,
     /// Ops per store transaction.
     pub batch_size: usize,
     /// Longest wait before a partial batch is committed, in milliseconds.
@@ -186,16 +180,13 @@ impl Config {
             ));
         }
         let url = overrides.database.clone().or(raw.storage.url).unwrap_or_else(|| "guildscope.db".into());
-        let storage = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if url.trim().is_empty() {
             return Err(ConfigError::key(
                 "storage.url",
-                "PostgreSQL URLs are not supported by this build yet; give an SQLite file path",
+                "expected an SQLite file path or a postgres:// URL, got an empty string",
             ));
-        } else if url.trim().is_empty() {
-            return Err(ConfigError::key("storage.url", "expected an SQLite file path, got an empty string"));
-        } else {
-            Storage::Sqlite(PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(&url)))
-        };
+        }
+        let storage = Location::parse(&url);
         let batch_size = raw.storage.batch_size.unwrap_or(2_000);
         if batch_size == 0 {
             return Err(ConfigError::key("storage.batch_size", "expected a positive number, got 0"));
@@ -293,7 +284,7 @@ mod tests {
     fn the_shipped_example_config_parses_and_validates() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("guildscope.example.toml");
         let config = Config::load(Some(&path), &Overrides::default()).unwrap();
-        assert_eq!(config.storage, Storage::Sqlite("guildscope.db".into()));
+        assert_eq!(config.storage, Location::Sqlite("guildscope.db".into()));
     }
 
     #[test]
@@ -320,7 +311,7 @@ mod tests {
         let raw = parse("[storage]\nurl = \"a.db\"\n", Path::new("g.toml")).unwrap();
         let overrides = Overrides { database: Some("b.db".into()), ..Overrides::default() };
         let config = Config::validate(raw, &overrides).unwrap();
-        assert_eq!(config.storage, Storage::Sqlite("b.db".into()));
+        assert_eq!(config.storage, Location::Sqlite("b.db".into()));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use anyhow::Context;
 use guildscope_bot::{BotConfig, LatencySummary, Snapshot, WriterConfig};
 use guildscope_discord::DiscordConfig;
 use guildscope_model::Secret;
+use guildscope_store::Location;
 use guildscope_simulator::{GroundTruth, SimConfig, Simulator};
 
 use crate::{cli::DemoArgs, cmd::wiring, config::LogFormat, logging};
@@ -44,7 +45,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     .context("while starting the simulator")?;
     let info = simulator.info();
     let discord = DiscordConfig::local(Secret::new(info.token.clone()), info.rest_url.clone(), info.gateway_url.clone());
-    let bot = BotConfig { writer: Some(WriterConfig::new(&database)), ..BotConfig::default() };
+    let bot = BotConfig {
+        writer: Some(WriterConfig::new(Location::Sqlite(database.clone()))),
+        ..BotConfig::default()
+    };
     let running = wiring::start(&discord, bot).await?;
 
     wait_until(Duration::from_secs(15), || running.gateway_stats.events("GUILD_CREATE") >= u64::from(GUILDS))

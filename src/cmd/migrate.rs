@@ -2,19 +2,18 @@
 
 use std::process::ExitCode;
 
-use guildscope_store::SqliteStore;
+use guildscope_store::Store;
 
 use crate::{
     cli::MigrateArgs,
-    config::{Config, Overrides, Storage},
+    config::{Config, Overrides},
 };
 
 /// Applies pending migrations and reports the schema version.
 pub fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let overrides = Overrides { database: args.config.database, ..Overrides::default() };
     let config = Config::load(args.config.config.as_deref(), &overrides)?;
-    let Storage::Sqlite(path) = &config.storage;
-    let store = SqliteStore::open(path)?;
-    println!("{}: schema version {}", path.display(), store.schema_version()?);
+    let mut store = Store::open(&config.storage)?;
+    println!("{}: schema version {}", config.storage, store.schema_version()?);
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@ use guildscope_discord::DiscordConfig;
 use crate::{
     cli::RunArgs,
     cmd::{shutdown_signal, wiring},
-    config::{Config, Overrides, Storage},
+    config::{Config, Overrides},
     logging,
 };
 
@@ -51,7 +51,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// The bot's behaviour from the validated configuration.
 pub fn bot_config(config: &Config) -> BotConfig {
-    let Storage::Sqlite(path) = &config.storage;
     BotConfig {
         collector: CollectorConfig {
             staff_roles: config.staff_roles.clone(),
@@ -61,7 +60,7 @@ pub fn bot_config(config: &Config) -> BotConfig {
         writer: Some(WriterConfig {
             batch_size: config.batch_size,
             batch_interval: Duration::from_millis(config.batch_interval_ms),
-            ..WriterConfig::new(path)
+            ..WriterConfig::new(config.storage.clone())
         }),
         ..BotConfig::default()
     }

@@ -5,9 +5,9 @@
 //! the collector waits (backpressure) instead of buffering without limit. A
 //! failed batch is retried with backoff and never dropped.
 
-use std::{path::PathBuf, sync::Arc, thread, time::Duration};
+use std::{sync::Arc, thread, time::Duration};
 
-use guildscope_store::{Op, SqliteStore, StoreError};
+use guildscope_store::{Location, Op, Store, StoreError, StoreErrorKind};
 use tokio::sync::mpsc;
 
 use crate::BotStats;
@@ -15,8 +15,8 @@ use crate::BotStats;
 /// How the writer batches.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    /// The SQLite file.
-    pub path: PathBuf,
+    /// The database.
+    pub location: Location,
     /// Largest number of ops in one transaction.
     pub batch_size: usize,
     /// Longest time an op waits before its batch is committed.
@@ -26,10 +26,10 @@ pub struct WriterConfig {
 }
 
 impl WriterConfig {
-    /// Defaults for the given database file.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
+    /// Defaults for the given database.
+    pub fn new(location: Location) -> Self {
         Self {
-            path: path.into(),
+            location,
             batch_size: 2_000,
             batch_interval: Duration::from_millis(100),
             queue_batches: 8,
@@ -47,7 +47,7 @@ pub struct StoreWriter {
 impl StoreWriter {
     /// Opens the database (applying migrations) and starts the writer thread.
     pub fn start(config: &WriterConfig, stats: Arc<BotStats>) -> Result<Self, StoreError> {
-        let mut store = SqliteStore::open(&config.path)?;
+        let mut store = Store::open(&config.location)?;
         let (tx, mut rx) = mpsc::channel::<Vec<Op>>(config.queue_batches.max(1));
         let thread = thread::Builder::new()
             .name("store-writer".into())
@@ -56,13 +56,11 @@ impl StoreWriter {
                     commit_with_retry(&mut store, &batch, &stats);
                 }
             })
-            .map_err(|e| {
-                guildscope_store::StoreError {
-                    kind: guildscope_store::StoreErrorKind::Open,
-                    path: config.path.clone(),
-                    step: "while starting the writer thread".into(),
-                    source: Box::new(e),
-                }
+            .map_err(|e| StoreError {
+                kind: StoreErrorKind::Open,
+                database: config.location.to_string(),
+                step: "while starting the writer thread".into(),
+                source: Box::new(e),
             })?;
         Ok(Self { tx, thread })
     }
@@ -82,7 +80,7 @@ impl StoreWriter {
     }
 }
 
-fn commit_with_retry(store: &mut SqliteStore, batch: &[Op], stats: &BotStats) {
+fn commit_with_retry(store: &mut Store, batch: &[Op], stats: &BotStats) {
     let mut backoff = Duration::from_millis(50);
     loop {
         match store.apply(batch) {

@@ -16,6 +16,8 @@ use crate::{
 /// A statistics database in PostgreSQL.
 pub struct PostgresStore {
     client: Client,
+    /// The full URL, to reconnect after the server went away.
+    url: guildscope_model::Secret,
     /// The URL without its password, for errors.
     name: String,
 }
@@ -46,7 +48,7 @@ impl PostgresStore {
         let name = redact_url(url);
         let client = Client::connect(url, NoTls)
             .map_err(|e| StoreError::new(StoreErrorKind::Open, &name, "while connecting", e))?;
-        let mut store = Self { client, name };
+        let mut store = Self { client, url: guildscope_model::Secret::new(url), name };
         store.migrate()?;
         Ok(store)
     }
@@ -120,6 +122,12 @@ impl PostgresStore {
 
     /// Applies a batch of ops in one transaction and reports the rows written.
     pub fn apply(&mut self, ops: &[Op]) -> Result<RowCounts, StoreError> {
+        // After a server restart the old connection is dead for good; the
+        // writer retries the batch, and this brings a fresh connection.
+        if self.client.is_closed() {
+            self.client = Client::connect(self.url.expose(), NoTls)
+                .map_err(|e| self.err(StoreErrorKind::Open, "while reconnecting", e))?;
+        }
         let name = self.name.clone();
         let query_err = |e: postgres::Error| StoreError::new(StoreErrorKind::Query, &name, "while writing a batch", e);
         let mut tx = self.client.transaction().map_err(query_err)?;

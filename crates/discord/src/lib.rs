@@ -1,0 +1,35 @@
+//! guildscope's edge to Discord: the only crate that imports twilight.
+//!
+//! It connects the shards, wraps the REST client, and turns wire events into
+//! `guildscope_model` types, so every other crate sees Discord only through
+//! those types. Message content is never read into anything this crate
+//! returns.
+//!
+//! # Layout
+//!
+//! - [`config`]: [`DiscordConfig`] (token, where Discord is, shard count,
+//!   intents, bus capacity) and [`install_crypto_provider`].
+//! - [`gateway`]: [`Gateway::start`] spawns one task per shard feeding a
+//!   bounded event bus of [`Envelope`](guildscope_model::Envelope)s;
+//!   [`GatewayHandle`] requests members, reads latency, shuts down and reports
+//!   fatal closes; [`GatewayStats`] counts events, parse errors, reconnects.
+//! - [`rest`]: [`Rest`], domain-level REST calls (interaction answers, roles,
+//!   channel history, command registration) with [`RestError`]; twilight's
+//!   rate limiter honours Discord's headers and 429s.
+//! - `convert` (private): decoding of gateway frames into domain events, with
+//!   lean serde mirrors of the payloads.
+//!
+//! Architecture invariant: no twilight type appears in this crate's public
+//! API, and this crate knows nothing about storage.
+
+pub mod config;
+mod convert;
+pub mod gateway;
+pub mod rest;
+
+pub use config::{DiscordConfig, GatewayIntents, install_crypto_provider};
+pub use gateway::{Gateway, GatewayError, GatewayHandle, GatewayStats, UNKNOWN_DISPATCH};
+pub use rest::{
+    Choice, ChoiceValue, CommandScope, CommandSpec, GatewayInfo, InteractionReply, OptionKind,
+    OptionSpec, Page, Rest, RestError, RestErrorKind, Visibility,
+};
