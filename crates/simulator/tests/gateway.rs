@@ -109,6 +109,17 @@ async fn wrong_token_closes_4004() {
 }
 
 #[tokio::test]
+async fn a_client_close_frame_is_answered_with_a_close_frame() {
+    // Regression: the simulator used to drop TCP instead, and twilight then
+    // reconnected and identified a new session during a clean shutdown.
+    let sim = start(quiet(1, 20)).await;
+    let mut gw = Gateway::connect(&sim.info().gateway_url, Compress::None).await;
+    gw.login(&sim.info().token, [0, 1]).await;
+    gw.send_close(1000).await;
+    assert_eq!(gw.closed().await, Some(1000));
+}
+
+#[tokio::test]
 async fn protocol_violations_close_with_discord_codes() {
     let sim = start(quiet(1, 20)).await;
     let url = sim.info().gateway_url.clone();

@@ -401,7 +401,11 @@ where
 
     async fn incoming(&mut self, message: Message) -> Result<(), Stop> {
         if let Some((code, _)) = message.as_close() {
-            return Err(Stop(Ended::ClientClosed(code.into())));
+            let code = code.into();
+            // RFC 6455 §5.5.1: answer a close frame with one. tokio-websockets
+            // queued the reply when it read the frame; closing the sink sends it.
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close()).await;
+            return Err(Stop(Ended::ClientClosed(code)));
         }
         if !(message.is_text() || message.is_binary()) {
             return Ok(());

@@ -95,6 +95,14 @@ impl Gateway {
             .expect("send");
     }
 
+    /// Sends a close frame and nothing else; the answer is read with `closed`.
+    pub async fn send_close(&mut self, code: u16) {
+        self.ws
+            .send(Message::close(Some(CloseCode::try_from(code).unwrap()), ""))
+            .await
+            .expect("send close");
+    }
+
     pub async fn close(&mut self, code: u16) {
         let _ = self
             .ws
