@@ -127,15 +127,23 @@ pub struct BenchGatewayArgs {
 /// Parses `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("expected a duration like 30s or 2m, got {text:?}"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like 30s or 2m, got {text:?}"))?;
     let seconds = match unit {
         "" | "s" => value,
         "ms" => value / 1000.0,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}; use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}; use ms, s, m or h"
+            ));
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is not a valid duration"))
 }

@@ -82,7 +82,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn key(key: &str, message: impl fmt::Display) -> Self {
-        Self { origin: format!("config key `{key}`"), message: message.to_string() }
+        Self {
+            origin: format!("config key `{key}`"),
+            message: message.to_string(),
+        }
     }
 }
 
@@ -179,7 +182,11 @@ impl Config {
                 format!("expected a number from 50 to 250, got {large_threshold}"),
             ));
         }
-        let url = overrides.database.clone().or(raw.storage.url).unwrap_or_else(|| "guildscope.db".into());
+        let url = overrides
+            .database
+            .clone()
+            .or(raw.storage.url)
+            .unwrap_or_else(|| "guildscope.db".into());
         if url.trim().is_empty() {
             return Err(ConfigError::key(
                 "storage.url",
@@ -189,11 +196,17 @@ impl Config {
         let storage = Location::parse(&url);
         let batch_size = raw.storage.batch_size.unwrap_or(2_000);
         if batch_size == 0 {
-            return Err(ConfigError::key("storage.batch_size", "expected a positive number, got 0"));
+            return Err(ConfigError::key(
+                "storage.batch_size",
+                "expected a positive number, got 0",
+            ));
         }
         let bus_capacity = raw.bus.capacity.unwrap_or(4_096);
         if bus_capacity == 0 {
-            return Err(ConfigError::key("bus.capacity", "expected a positive number, got 0"));
+            return Err(ConfigError::key(
+                "bus.capacity",
+                "expected a positive number, got 0",
+            ));
         }
         let log_format = match raw.log.format.as_deref().unwrap_or("auto") {
             "auto" => LogFormat::Auto,
@@ -226,7 +239,10 @@ impl Config {
 
     /// The bot token: `DISCORD_TOKEN`, else the configured token file.
     pub fn token(&self) -> Result<Secret, ConfigError> {
-        token_from(std::env::var("DISCORD_TOKEN").ok(), self.token_file.as_deref())
+        token_from(
+            std::env::var("DISCORD_TOKEN").ok(),
+            self.token_file.as_deref(),
+        )
     }
 }
 
@@ -240,39 +256,67 @@ fn token_from(env: Option<String>, file: Option<&Path>) -> Result<Secret, Config
             "no bot token: set DISCORD_TOKEN or point discord.token_file at a file holding the token",
         ));
     };
-    let text = fs::read_to_string(file)
-        .map_err(|e| ConfigError::key("discord.token_file", format!("cannot read {}: {e}", file.display())))?;
+    let text = fs::read_to_string(file).map_err(|e| {
+        ConfigError::key(
+            "discord.token_file",
+            format!("cannot read {}: {e}", file.display()),
+        )
+    })?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(ConfigError::key("discord.token_file", format!("{} is empty", file.display())));
+        return Err(ConfigError::key(
+            "discord.token_file",
+            format!("{} is empty", file.display()),
+        ));
     }
     Ok(Secret::new(token))
 }
 
 fn check_url(key: &str, url: &str, schemes: &[&str]) -> Result<(), ConfigError> {
-    if schemes.iter().any(|s| url.starts_with(s) && url.len() > s.len()) {
+    if schemes
+        .iter()
+        .any(|s| url.starts_with(s) && url.len() > s.len())
+    {
         Ok(())
     } else {
-        Err(ConfigError::key(key, format!("expected a URL starting with {}, got {url:?}", schemes.join(" or "))))
+        Err(ConfigError::key(
+            key,
+            format!(
+                "expected a URL starting with {}, got {url:?}",
+                schemes.join(" or ")
+            ),
+        ))
     }
 }
 
 fn parse_ids<T: std::str::FromStr>(key: &str, values: &[String]) -> Result<Vec<T>, ConfigError> {
     values
         .iter()
-        .map(|v| v.parse().map_err(|_| ConfigError::key(key, format!("expected Discord ids as strings of digits, got {v:?}"))))
+        .map(|v| {
+            v.parse().map_err(|_| {
+                ConfigError::key(
+                    key,
+                    format!("expected Discord ids as strings of digits, got {v:?}"),
+                )
+            })
+        })
         .collect()
 }
 
 /// Parses config text; errors carry the file, line and offending key.
 pub fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
     toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|span| text[..span.start].matches('\n').count() + 1);
+        let line = e
+            .span()
+            .map(|span| text[..span.start].matches('\n').count() + 1);
         let origin = match line {
             Some(line) => format!("{}:{line}", path.display()),
             None => path.display().to_string(),
         };
-        ConfigError { origin, message: e.message().replace('\n', " ") }
+        ConfigError {
+            origin,
+            message: e.message().replace('\n', " "),
+        }
     })
 }
 
@@ -289,7 +333,11 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_named_with_its_line() {
-        let err = parse("[discord]\napi_base = \"http://x\"\nshard = 2\n", Path::new("g.toml")).unwrap_err();
+        let err = parse(
+            "[discord]\napi_base = \"http://x\"\nshard = 2\n",
+            Path::new("g.toml"),
+        )
+        .unwrap_err();
         let message = err.to_string();
         assert!(message.starts_with("g.toml:3:"), "{message}");
         assert!(message.contains("shard"), "{message}");
@@ -298,7 +346,11 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_the_key() {
-        let raw = parse("[discord]\napi_base = \"discord.com\"\n", Path::new("g.toml")).unwrap();
+        let raw = parse(
+            "[discord]\napi_base = \"discord.com\"\n",
+            Path::new("g.toml"),
+        )
+        .unwrap();
         let err = Config::validate(raw, &Overrides::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -309,7 +361,10 @@ mod tests {
     #[test]
     fn overrides_win_over_the_file() {
         let raw = parse("[storage]\nurl = \"a.db\"\n", Path::new("g.toml")).unwrap();
-        let overrides = Overrides { database: Some("b.db".into()), ..Overrides::default() };
+        let overrides = Overrides {
+            database: Some("b.db".into()),
+            ..Overrides::default()
+        };
         let config = Config::validate(raw, &overrides).unwrap();
         assert_eq!(config.storage, Location::Sqlite("b.db".into()));
     }
@@ -317,7 +372,10 @@ mod tests {
     #[test]
     fn a_missing_token_names_both_places_to_put_it() {
         let err = token_from(None, None).unwrap_err().to_string();
-        assert!(err.contains("DISCORD_TOKEN") && err.contains("discord.token_file"), "{err}");
+        assert!(
+            err.contains("DISCORD_TOKEN") && err.contains("discord.token_file"),
+            "{err}"
+        );
     }
 
     #[test]

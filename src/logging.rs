@@ -20,7 +20,13 @@ pub fn init(level: &str, format: LogFormat) {
         LogFormat::Json => false,
         LogFormat::Auto => std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second init (tests) keeps the first subscriber; that is fine.
-    let _ = if pretty { builder.try_init() } else { builder.json().flatten_event(true).try_init() };
+    let _ = if pretty {
+        builder.try_init()
+    } else {
+        builder.json().flatten_event(true).try_init()
+    };
 }

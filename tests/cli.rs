@@ -1,5 +1,8 @@
 //! The `guildscope` binary as a user runs it: real processes, real sockets.
 
+// Test helpers fail by panicking, with the error in the message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpStream,
@@ -9,7 +12,10 @@ use std::{
 
 fn guildscope() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_guildscope"));
-    command.env_remove("DISCORD_TOKEN").env_remove("GUILDSCOPE_CONFIG").env_remove("GUILDSCOPE_DATABASE");
+    command
+        .env_remove("DISCORD_TOKEN")
+        .env_remove("GUILDSCOPE_CONFIG")
+        .env_remove("GUILDSCOPE_DATABASE");
     command
 }
 
@@ -27,11 +33,18 @@ impl Drop for Running {
 /// routes, with no dependency on the code under test.
 fn http(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let mut stream = TcpStream::connect(host).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let body = body.unwrap_or("");
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     if !body.is_empty() {
         request.push_str("Content-Type: application/json\r\n");
     }
@@ -43,9 +56,20 @@ fn http(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u1
     stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status line");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     (status, body)
 }
 
@@ -74,12 +98,15 @@ fn start_simulator(extra: &[&str]) -> (Running, serde_json::Value) {
     let running = Running(child);
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
-    let info: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("first line {line:?}: {e}"));
+    let info: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("first line {line:?}: {e}"));
     (running, info)
 }
 
 fn field<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
-    value[key].as_str().unwrap_or_else(|| panic!("no {key} in {value}"))
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {value}"))
 }
 
 #[test]
@@ -90,24 +117,42 @@ fn simulate_prints_its_urls_and_answers_rest_and_control() {
     let token = field(&info, "token");
     assert!(field(&info, "gateway_url").starts_with("ws://127.0.0.1:"));
 
-    let (status, body) = http("GET", &format!("{rest}/api/v10/gateway/bot"), Some(token), None);
+    let (status, body) = http(
+        "GET",
+        &format!("{rest}/api/v10/gateway/bot"),
+        Some(token),
+        None,
+    );
     assert_eq!(status, 200, "{body}");
     let gateway: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(gateway["shards"].as_u64().unwrap() >= 1, "{gateway}");
 
-    let (status, _) = http("GET", &format!("{rest}/api/v10/gateway/bot"), Some("wrong"), None);
+    let (status, _) = http(
+        "GET",
+        &format!("{rest}/api/v10/gateway/bot"),
+        Some("wrong"),
+        None,
+    );
     assert_eq!(status, 401);
 
     let (status, body) = http("GET", &format!("{control}/ground-truth"), None, None);
     assert_eq!(status, 200, "{body}");
     let truth: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert!(truth["events_sent"].is_object() && truth["guilds"].is_object(), "{truth}");
+    assert!(
+        truth["events_sent"].is_object() && truth["guilds"].is_object(),
+        "{truth}"
+    );
 
     let (status, body) = http("GET", &format!("{control}/rest-log"), None, None);
     assert_eq!(status, 200);
     assert!(body.contains("/api/v10/gateway/bot"), "{body}");
 
-    let (status, body) = http("POST", &format!("{control}/faults"), None, Some(r#"{"kind":"clear"}"#));
+    let (status, body) = http(
+        "POST",
+        &format!("{control}/faults"),
+        None,
+        Some(r#"{"kind":"clear"}"#),
+    );
     assert!((200..300).contains(&status), "{status} {body}");
 }
 
@@ -120,7 +165,11 @@ fn demo_runs_with_nothing_configured_and_shows_events_flowing() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("MESSAGE_CREATE"), "{stdout}");
     assert!(stdout.contains("every event arrived"), "{stdout}");
     let answered: u64 = stdout
@@ -135,11 +184,17 @@ fn demo_runs_with_nothing_configured_and_shows_events_flowing() {
 
 #[test]
 fn run_without_a_token_names_where_to_put_one() {
-    let output = guildscope().args(["run", "--database", "unused.db"]).output().unwrap();
+    let output = guildscope()
+        .args(["run", "--database", "unused.db"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("DISCORD_TOKEN") && stderr.contains("discord.token_file"), "{stderr}");
+    assert!(
+        stderr.contains("DISCORD_TOKEN") && stderr.contains("discord.token_file"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -147,11 +202,19 @@ fn a_malformed_config_stops_with_one_line_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("guildscope.toml");
     std::fs::write(&config, "[storage]\nurl = \"x.db\"\nbatch = 5\n").unwrap();
-    let output = guildscope().args(["run", "--config"]).arg(&config).env("DISCORD_TOKEN", "t").output().unwrap();
+    let output = guildscope()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("DISCORD_TOKEN", "t")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("guildscope.toml:3") && stderr.contains("batch"), "{stderr}");
+    assert!(
+        stderr.contains("guildscope.toml:3") && stderr.contains("batch"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -161,17 +224,33 @@ fn run_with_a_rejected_token_stops_at_once_with_a_clear_message() {
     let started = Instant::now();
     let output = guildscope()
         .current_dir(dir.path())
-        .args(["run", "--api-base", field(&info, "rest_url"), "--gateway-base", field(&info, "gateway_url")])
+        .args([
+            "run",
+            "--api-base",
+            field(&info, "rest_url"),
+            "--gateway-base",
+            field(&info, "gateway_url"),
+        ])
         .args(["--database", "stats.db"])
         .env("DISCORD_TOKEN", "not-the-token")
         .env("GUILDSCOPE_LOG", "off")
         .output()
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("401") || stderr.contains("4004"), "{stderr}");
-    assert!(!stderr.contains("not-the-token"), "the token leaked: {stderr}");
+    assert!(
+        stderr.contains("401") || stderr.contains("4004"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("not-the-token"),
+        "the token leaked: {stderr}"
+    );
 }
 
 #[test]
@@ -180,7 +259,13 @@ fn run_against_the_simulator_stores_statistics_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let child = guildscope()
         .current_dir(dir.path())
-        .args(["run", "--api-base", field(&info, "rest_url"), "--gateway-base", field(&info, "gateway_url")])
+        .args([
+            "run",
+            "--api-base",
+            field(&info, "rest_url"),
+            "--gateway-base",
+            field(&info, "gateway_url"),
+        ])
         .args(["--database", "stats.db"])
         .env("DISCORD_TOKEN", field(&info, "token"))
         .env("GUILDSCOPE_LOG", "warn")
@@ -197,10 +282,16 @@ fn run_against_the_simulator_stores_statistics_and_stops_cleanly_on_sigterm() {
         if truth["events_sent"]["MESSAGE_CREATE"].as_u64().unwrap_or(0) >= 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "no traffic reached the bot: {truth}");
+        assert!(
+            Instant::now() < deadline,
+            "no traffic reached the bot: {truth}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let status = Command::new("kill").args(["-TERM", &bot.0.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &bot.0.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(15);
     let exit = loop {
@@ -211,25 +302,51 @@ fn run_against_the_simulator_stores_statistics_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut stderr = String::new();
-    bot.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    bot.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(exit.success(), "{exit:?}: {stderr}");
 
-    let output = guildscope().current_dir(dir.path()).args(["migrate", "--database", "stats.db"]).output().unwrap();
+    let output = guildscope()
+        .current_dir(dir.path())
+        .args(["migrate", "--database", "stats.db"])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("schema version 1"));
-    let db = rusqlite_count(&dir.path().join("stats.db"), "SELECT COUNT(*) FROM messages");
+    let db = rusqlite_count(
+        &dir.path().join("stats.db"),
+        "SELECT COUNT(*) FROM messages",
+    );
     assert!(db >= 100, "only {db} messages stored");
 }
 
 /// Counts rows through the store, which is what `guildscope` itself uses.
 fn rusqlite_count(path: &std::path::Path, sql: &str) -> i64 {
-    guildscope_store::SqliteStore::open(path).unwrap().count(sql).unwrap()
+    guildscope_store::SqliteStore::open(path)
+        .unwrap()
+        .count(sql)
+        .unwrap()
 }
 
 #[test]
 fn migrate_creates_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    let output = guildscope().current_dir(dir.path()).args(["migrate", "--database", "fresh.db"]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "fresh.db: schema version 1");
+    let output = guildscope()
+        .current_dir(dir.path())
+        .args(["migrate", "--database", "fresh.db"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "fresh.db: schema version 1"
+    );
 }

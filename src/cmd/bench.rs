@@ -36,12 +36,21 @@ pub async fn gateway(args: BenchGatewayArgs) -> anyhow::Result<ExitCode> {
     simulator.shutdown().await;
 
     let per_event_us = result.cpu.as_secs_f64() * 1e6 / args.events as f64;
-    println!("benchmark          gateway dispatch throughput ({})", result.path);
+    println!(
+        "benchmark          gateway dispatch throughput ({})",
+        result.path
+    );
     println!("events             {}", args.events);
     println!("shards             {shards}");
     println!("wall time          {:.3} s", result.wall.as_secs_f64());
-    println!("throughput         {:.0} events/s", args.events as f64 / result.wall.as_secs_f64());
-    println!("cpu time           {:.3} s (user + system, whole process)", result.cpu.as_secs_f64());
+    println!(
+        "throughput         {:.0} events/s",
+        args.events as f64 / result.wall.as_secs_f64()
+    );
+    println!(
+        "cpu time           {:.3} s (user + system, whole process)",
+        result.cpu.as_secs_f64()
+    );
     println!("cpu per event      {per_event_us:.2} µs");
     Ok(ExitCode::SUCCESS)
 }
@@ -53,12 +62,24 @@ struct Measured {
 }
 
 /// Simulator → zstd-stream → twilight shards → event bus → a counting handler.
-async fn through_twilight(simulator: &Simulator, events: u64, shards: u32) -> anyhow::Result<Measured> {
+async fn through_twilight(
+    simulator: &Simulator,
+    events: u64,
+    shards: u32,
+) -> anyhow::Result<Measured> {
     let info = simulator.info();
-    let config = DiscordConfig::local(Secret::new(info.token.clone()), info.rest_url.clone(), info.gateway_url.clone());
+    let config = DiscordConfig::local(
+        Secret::new(info.token.clone()),
+        info.rest_url.clone(),
+        info.gateway_url.clone(),
+    );
     let rest = Rest::new(&config);
-    let Gateway { handle, events: mut events_rx } =
-        Gateway::start(&config, &rest).await.context("while connecting to the simulator")?;
+    let Gateway {
+        handle,
+        events: mut events_rx,
+    } = Gateway::start(&config, &rest)
+        .await
+        .context("while connecting to the simulator")?;
     // Wait for every guild before the clock starts.
     while handle.stats().events("GUILD_CREATE") < u64::from(shards) {
         if events_rx.recv().await.is_none() {
@@ -79,7 +100,11 @@ async fn through_twilight(simulator: &Simulator, events: u64, shards: u32) -> an
     let wall = started.elapsed();
     let cpu = process_cpu_time()?.saturating_sub(cpu_before);
     handle.shutdown().await;
-    Ok(Measured { path: "simulator → twilight → event bus → counting handler", wall, cpu })
+    Ok(Measured {
+        path: "simulator → twilight → event bus → counting handler",
+        wall,
+        cpu,
+    })
 }
 
 /// The simulator alone: a raw WebSocket client identifies, then counts text
@@ -102,13 +127,20 @@ async fn raw_client(simulator: &Simulator, events: u64) -> anyhow::Result<Measur
             "shard": [0, 1],
         }
     });
-    ws.send(Message::text(identify.to_string())).await.context("while identifying")?;
+    ws.send(Message::text(identify.to_string()))
+        .await
+        .context("while identifying")?;
     // READY, then one GUILD_CREATE for the single guild.
     let mut guilds = 0;
     while guilds < 1 {
-        let Some(frame) = ws.next().await else { bail!("the simulator closed the connection") };
+        let Some(frame) = ws.next().await else {
+            bail!("the simulator closed the connection")
+        };
         let frame = frame.context("while reading a frame")?;
-        if frame.as_text().is_some_and(|t| t.contains("\"t\":\"GUILD_CREATE\"")) {
+        if frame
+            .as_text()
+            .is_some_and(|t| t.contains("\"t\":\"GUILD_CREATE\""))
+        {
             guilds += 1;
         }
     }
@@ -117,24 +149,37 @@ async fn raw_client(simulator: &Simulator, events: u64) -> anyhow::Result<Measur
     simulator.firehose(events);
     let mut seen = 0;
     while seen < events {
-        let Some(frame) = ws.next().await else { bail!("the simulator closed after {seen} events") };
+        let Some(frame) = ws.next().await else {
+            bail!("the simulator closed after {seen} events")
+        };
         if frame.context("while reading a frame")?.is_text() {
             seen += 1;
         }
     }
     let wall = started.elapsed();
     let cpu = process_cpu_time()?.saturating_sub(cpu_before);
-    Ok(Measured { path: "simulator → raw WebSocket client counting frames", wall, cpu })
+    Ok(Measured {
+        path: "simulator → raw WebSocket client counting frames",
+        wall,
+        cpu,
+    })
 }
 
 /// User plus system CPU time of this process, from `/proc/self/stat`.
 fn process_cpu_time() -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").context("while reading /proc/self/stat")?;
+    let stat =
+        std::fs::read_to_string("/proc/self/stat").context("while reading /proc/self/stat")?;
     // Fields after the command name (which may contain spaces) start at "state".
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).context("unexpected /proc/self/stat")?;
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("unexpected /proc/self/stat")?;
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| -> anyhow::Result<u64> {
-        fields.get(i).and_then(|f| f.parse().ok()).context("unexpected /proc/self/stat")
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .context("unexpected /proc/self/stat")
     };
     // utime and stime are fields 14 and 15 of the file, 11 and 12 after the name.
     let total = ticks(11)? + ticks(12)?;

@@ -13,8 +13,8 @@ use anyhow::Context;
 use guildscope_bot::{BotConfig, LatencySummary, Snapshot, WriterConfig};
 use guildscope_discord::DiscordConfig;
 use guildscope_model::Secret;
-use guildscope_store::Location;
 use guildscope_simulator::{GroundTruth, SimConfig, Simulator};
+use guildscope_store::Location;
 
 use crate::{cli::DemoArgs, cmd::wiring, config::LogFormat, logging};
 
@@ -44,16 +44,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     .await
     .context("while starting the simulator")?;
     let info = simulator.info();
-    let discord = DiscordConfig::local(Secret::new(info.token.clone()), info.rest_url.clone(), info.gateway_url.clone());
+    let discord = DiscordConfig::local(
+        Secret::new(info.token.clone()),
+        info.rest_url.clone(),
+        info.gateway_url.clone(),
+    );
     let bot = BotConfig {
         writer: Some(WriterConfig::new(Location::Sqlite(database.clone()))),
         ..BotConfig::default()
     };
     let running = wiring::start(&discord, bot).await?;
 
-    wait_until(Duration::from_secs(15), || running.gateway_stats.events("GUILD_CREATE") >= u64::from(GUILDS))
-        .await
-        .context("the simulated guilds did not arrive within 15 s")?;
+    wait_until(Duration::from_secs(15), || {
+        running.gateway_stats.events("GUILD_CREATE") >= u64::from(GUILDS)
+    })
+    .await
+    .context("the simulated guilds did not arrive within 15 s")?;
     simulator.set_rate(args.rate);
 
     let mut progress = Progress::new();
@@ -77,7 +83,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         if now != last.0 {
             last = (now, Instant::now());
         }
-        running.gateway_stats.total_events() >= now && last.1.elapsed() >= Duration::from_millis(300)
+        running.gateway_stats.total_events() >= now
+            && last.1.elapsed() >= Duration::from_millis(300)
     })
     .await;
     let gateway_stats = std::sync::Arc::clone(&running.gateway_stats);
@@ -137,8 +144,17 @@ struct Progress {
 impl Progress {
     fn new() -> Self {
         let terminal = std::io::stdout().is_terminal();
-        let interval = if terminal { Duration::from_millis(250) } else { Duration::from_secs(2) };
-        Self { terminal, interval, last_events: 0, last_at: Duration::ZERO }
+        let interval = if terminal {
+            Duration::from_millis(250)
+        } else {
+            Duration::from_secs(2)
+        };
+        Self {
+            terminal,
+            interval,
+            last_events: 0,
+            last_at: Duration::ZERO,
+        }
     }
 
     fn show(&mut self, at: Duration, s: &Snapshot) {
@@ -157,7 +173,11 @@ impl Progress {
             s.errors_total(),
         );
         let mut out = std::io::stdout().lock();
-        let _ = if self.terminal { write!(out, "\r\x1b[2K{line}") } else { writeln!(out, "{line}") };
+        let _ = if self.terminal {
+            write!(out, "\r\x1b[2K{line}")
+        } else {
+            writeln!(out, "{line}")
+        };
         let _ = out.flush();
     }
 
@@ -185,8 +205,19 @@ impl Summary {
         let s = &self.stats;
         let mut out = String::new();
         let secs = self.traffic.as_secs_f64().max(1e-3);
-        let _ = writeln!(out, "\nguildscope demo: seed {}, {GUILDS} guilds on {SHARDS} shards, ran {:.1} s", self.seed, self.elapsed.as_secs_f64());
-        let _ = writeln!(out, "events received   {:>10}  ({:.0}/s during {:.1} s of traffic)", group(s.events_total), s.events_total as f64 / secs, secs);
+        let _ = writeln!(
+            out,
+            "\nguildscope demo: seed {}, {GUILDS} guilds on {SHARDS} shards, ran {:.1} s",
+            self.seed,
+            self.elapsed.as_secs_f64()
+        );
+        let _ = writeln!(
+            out,
+            "events received   {:>10}  ({:.0}/s during {:.1} s of traffic)",
+            group(s.events_total),
+            s.events_total as f64 / secs,
+            secs
+        );
         for (name, count) in &s.events {
             let _ = writeln!(out, "  {name:<28}{:>10}", group(*count));
         }
@@ -204,11 +235,19 @@ impl Summary {
         for (table, rows) in s.rows.tables() {
             let _ = writeln!(out, "  {table:<28}{:>10}", group(rows));
         }
-        let _ = writeln!(out, "errors            {:>10}", group(s.errors_total() + self.parse_errors));
+        let _ = writeln!(
+            out,
+            "errors            {:>10}",
+            group(s.errors_total() + self.parse_errors)
+        );
         for (kind, count) in &s.errors {
             let _ = writeln!(out, "  {kind:<28}{:>10}", group(*count));
         }
-        let verdict = if self.received == self.sent { "every event arrived" } else { "events missing" };
+        let verdict = if self.received == self.sent {
+            "every event arrived"
+        } else {
+            "events missing"
+        };
         let _ = writeln!(
             out,
             "simulator check   {verdict}: sent {}, received {}",
@@ -247,7 +286,7 @@ fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -34,7 +34,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let bot = bot_config(&config);
     let running = wiring::start(&discord, bot).await?;
-    tracing::info!(shards = running.gateway.shard_count(), "guildscope is running");
+    tracing::info!(
+        shards = running.gateway.shard_count(),
+        "guildscope is running"
+    );
 
     let gateway = running.gateway.clone();
     let outcome = tokio::select! {

@@ -20,10 +20,15 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         shards: args.shards,
         ..SimConfig::default()
     };
-    let simulator = Simulator::start(config).await.context("while starting the simulator")?;
-    let line = serde_json::to_string(simulator.info()).context("while printing the simulator's URLs")?;
+    let simulator = Simulator::start(config)
+        .await
+        .context("while starting the simulator")?;
+    let line =
+        serde_json::to_string(simulator.info()).context("while printing the simulator's URLs")?;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}").and_then(|()| stdout.flush()).context("while writing to stdout")?;
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .context("while writing to stdout")?;
     drop(stdout);
     shutdown_signal().await;
     simulator.shutdown().await;

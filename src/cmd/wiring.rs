@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use guildscope_bot::{Bot, BotConfig, BotStats, commands};
-use guildscope_discord::{CommandScope, CommandSpec, DiscordConfig, Gateway, GatewayHandle, GatewayStats, Rest};
+use guildscope_discord::{
+    CommandScope, CommandSpec, DiscordConfig, Gateway, GatewayHandle, GatewayStats, Rest,
+};
 use guildscope_store::StoreError;
 use tokio::task::JoinHandle;
 
@@ -34,11 +36,20 @@ pub async fn start(discord: &DiscordConfig, bot: BotConfig) -> anyhow::Result<Ru
         .await
         .context("while connecting to the gateway")?;
     let latency_handle = handle.clone();
-    let bot = Bot::new(bot, rest, Arc::new(move |shard| latency_handle.latency(shard)));
+    let bot = Bot::new(
+        bot,
+        rest,
+        Arc::new(move |shard| latency_handle.latency(shard)),
+    );
     let bot_stats = bot.stats();
     let gateway_stats = Arc::clone(handle.stats());
     let runtime = tokio::spawn(bot.run(events));
-    Ok(RunningBot { gateway: handle, gateway_stats, bot_stats, runtime })
+    Ok(RunningBot {
+        gateway: handle,
+        gateway_stats,
+        bot_stats,
+        runtime,
+    })
 }
 
 impl RunningBot {

@@ -41,7 +41,10 @@ pub struct Collector {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl Collector {
@@ -61,7 +64,10 @@ impl Collector {
             user_id: member.user_id,
             name: member.name.clone(),
             is_bot: member.is_bot,
-            is_staff: member.roles.iter().any(|role| self.staff_roles.contains(role)),
+            is_staff: member
+                .roles
+                .iter()
+                .any(|role| self.staff_roles.contains(role)),
             pending: member.pending,
             joined_at_ms: member.joined_at_ms,
         }
@@ -69,7 +75,10 @@ impl Collector {
 
     fn channel_op(&mut self, channel: &ChannelInfo) -> Option<Op> {
         let guild_id = channel.guild_id?;
-        if let Some(category) = channel.parent_id.filter(|_| channel.kind != ChannelKind::Category) {
+        if let Some(category) = channel
+            .parent_id
+            .filter(|_| channel.kind != ChannelKind::Category)
+        {
             self.categories.insert(channel.id, category);
         }
         Some(Op::UpsertChannel(ChannelRow {
@@ -77,7 +86,9 @@ impl Collector {
             guild_id,
             name: channel.name.clone(),
             kind: channel.kind,
-            category_id: channel.parent_id.filter(|_| channel.kind != ChannelKind::Category),
+            category_id: channel
+                .parent_id
+                .filter(|_| channel.kind != ChannelKind::Category),
         }))
     }
 
@@ -96,14 +107,20 @@ impl Collector {
 
     fn is_ignored(&self, channel: ChannelId) -> bool {
         self.ignored.contains(&channel)
-            || self.categories.get(&channel).is_some_and(|category| self.ignored.contains(category))
+            || self
+                .categories
+                .get(&channel)
+                .is_some_and(|category| self.ignored.contains(category))
     }
 
     /// Appends the writes `event` calls for to `out`.
     pub fn collect(&mut self, event: &Event, out: &mut Vec<Op>) {
         match event {
             Event::GuildCreate(guild) => {
-                out.push(Op::UpsertGuild { id: guild.id, name: guild.name.clone() });
+                out.push(Op::UpsertGuild {
+                    id: guild.id,
+                    name: guild.name.clone(),
+                });
                 for channel in &guild.channels {
                     out.extend(self.channel_op(channel));
                 }
@@ -116,9 +133,14 @@ impl Collector {
                 }
             }
             Event::GuildUpdate { guild_id, name } => {
-                out.push(Op::UpsertGuild { id: *guild_id, name: name.clone() });
+                out.push(Op::UpsertGuild {
+                    id: *guild_id,
+                    name: name.clone(),
+                });
             }
-            Event::MembersChunk { guild_id, members, .. } => {
+            Event::MembersChunk {
+                guild_id, members, ..
+            } => {
                 for member in members {
                     out.push(Op::UpsertMember(self.member_row(*guild_id, member)));
                 }
@@ -127,7 +149,11 @@ impl Collector {
                 out.push(Op::UpsertMember(self.member_row(*guild_id, member)));
             }
             Event::MemberRemove { guild_id, user_id } => {
-                out.push(Op::MemberLeft { guild_id: *guild_id, user_id: *user_id, at_ms: now_ms() });
+                out.push(Op::MemberLeft {
+                    guild_id: *guild_id,
+                    user_id: *user_id,
+                    at_ms: now_ms(),
+                });
             }
             Event::ChannelCreate(channel) | Event::ChannelUpdate(channel) => {
                 out.extend(self.channel_op(channel));
@@ -139,7 +165,9 @@ impl Collector {
             }
             Event::ThreadDelete { thread_id, .. } => out.push(Op::DeleteThread { id: *thread_id }),
             Event::MessageCreate(meta) => {
-                let Some(guild_id) = meta.guild_id else { return };
+                let Some(guild_id) = meta.guild_id else {
+                    return;
+                };
                 if meta.is_system || (meta.author_is_bot && !self.include_bots) {
                     return;
                 }
@@ -159,15 +187,38 @@ impl Collector {
                     created_at_ms: meta.created_at_ms,
                 }));
             }
-            Event::MessageUpdate { guild_id: Some(_), message_id, edited_at_ms: Some(at), .. } => {
-                out.push(Op::EditMessage { id: *message_id, at_ms: *at });
+            Event::MessageUpdate {
+                guild_id: Some(_),
+                message_id,
+                edited_at_ms: Some(at),
+                ..
+            } => {
+                out.push(Op::EditMessage {
+                    id: *message_id,
+                    at_ms: *at,
+                });
             }
-            Event::MessageDelete { guild_id: Some(_), message_id, .. } => {
-                out.push(Op::DeleteMessage { id: *message_id, at_ms: now_ms() });
+            Event::MessageDelete {
+                guild_id: Some(_),
+                message_id,
+                ..
+            } => {
+                out.push(Op::DeleteMessage {
+                    id: *message_id,
+                    at_ms: now_ms(),
+                });
             }
-            Event::MessageDeleteBulk { guild_id: Some(_), message_ids, .. } => {
+            Event::MessageDeleteBulk {
+                guild_id: Some(_),
+                message_ids,
+                ..
+            } => {
                 let at_ms = now_ms();
-                out.extend(message_ids.iter().map(|id| Op::DeleteMessage { id: *id, at_ms }));
+                out.extend(
+                    message_ids
+                        .iter()
+                        .map(|id| Op::DeleteMessage { id: *id, at_ms }),
+                );
             }
             _ => {}
         }
@@ -212,7 +263,9 @@ mod tests {
         );
         ops.clear();
         collector.collect(&message(50, false), &mut ops);
-        let [Op::InsertMessage(row)] = ops.as_slice() else { panic!("{ops:?}") };
+        let [Op::InsertMessage(row)] = ops.as_slice() else {
+            panic!("{ops:?}")
+        };
         assert_eq!(row.channel_id, ChannelId::new(5));
         assert_eq!(row.thread_id, Some(ChannelId::new(50)));
     }
@@ -222,7 +275,9 @@ mod tests {
         let mut collector = Collector::new(&CollectorConfig::default());
         let mut ops = Vec::new();
         collector.collect(&message(5, true), &mut ops);
-        let Event::MessageCreate(mut dm) = message(5, false) else { unreachable!() };
+        let Event::MessageCreate(mut dm) = message(5, false) else {
+            unreachable!()
+        };
         dm.guild_id = None;
         collector.collect(&Event::MessageCreate(dm), &mut ops);
         assert!(ops.is_empty(), "{ops:?}");
@@ -231,7 +286,10 @@ mod tests {
     #[test]
     fn staff_follows_current_roles() {
         let staff = RoleId::new(99);
-        let collector = Collector::new(&CollectorConfig { staff_roles: vec![staff], ..Default::default() });
+        let collector = Collector::new(&CollectorConfig {
+            staff_roles: vec![staff],
+            ..Default::default()
+        });
         let mut member = MemberInfo {
             user_id: UserId::new(7),
             name: "ada".into(),

@@ -31,18 +31,28 @@ impl std::fmt::Debug for CommandContext {
 }
 
 /// The commands guildscope registers, by name.
-pub const COMMANDS: &[(&str, &str)] = &[("ping", "Gateway heartbeat latency and a measured REST round trip")];
+pub const COMMANDS: &[(&str, &str)] = &[(
+    "ping",
+    "Gateway heartbeat latency and a measured REST round trip",
+)];
 
 /// Runs one interaction to completion and counts how it ended.
-pub async fn handle(ctx: CommandContext, shard: u32, interaction: Box<Interaction>, received_at: Instant) {
+pub async fn handle(
+    ctx: CommandContext,
+    shard: u32,
+    interaction: Box<Interaction>,
+    received_at: Instant,
+) {
     let outcome = match interaction.kind {
-        InteractionKind::Autocomplete => match ctx.rest.autocomplete(&interaction, Vec::new()).await {
-            Ok(()) => Outcome::Ok,
-            Err(error) => {
-                tracing::warn!(%error, command = %interaction.name, "autocomplete reply failed");
-                Outcome::Error
+        InteractionKind::Autocomplete => {
+            match ctx.rest.autocomplete(&interaction, Vec::new()).await {
+                Ok(()) => Outcome::Ok,
+                Err(error) => {
+                    tracing::warn!(%error, command = %interaction.name, "autocomplete reply failed");
+                    Outcome::Error
+                }
             }
-        },
+        }
         InteractionKind::Command => run_command(&ctx, shard, &interaction).await,
     };
     if outcome == Outcome::Error {
@@ -79,5 +89,8 @@ async fn ping(ctx: &CommandContext, shard: u32) -> InteractionReply {
         Ok(d) => format!("{} ms", d.as_millis()),
         Err(_) => "unreachable".to_owned(),
     };
-    InteractionReply { content: format!("Pong! Gateway heartbeat {gateway}, REST round trip {rest}."), ephemeral: false }
+    InteractionReply {
+        content: format!("Pong! Gateway heartbeat {gateway}, REST round trip {rest}."),
+        ephemeral: false,
+    }
 }

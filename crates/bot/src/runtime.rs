@@ -30,7 +30,11 @@ pub struct BotConfig {
 
 impl Default for BotConfig {
     fn default() -> Self {
-        Self { collector: CollectorConfig::default(), writer: None, max_commands_in_flight: 256 }
+        Self {
+            collector: CollectorConfig::default(),
+            writer: None,
+            max_commands_in_flight: 256,
+        }
     }
 }
 
@@ -43,7 +47,9 @@ pub struct Bot {
 
 impl std::fmt::Debug for Bot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bot").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Bot")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,8 +57,16 @@ impl Bot {
     /// A bot answering through `rest`, reading gateway latency from `latency`.
     pub fn new(config: BotConfig, rest: Rest, latency: LatencySource) -> Self {
         let stats = Arc::new(BotStats::default());
-        let commands = CommandContext { rest, stats: Arc::clone(&stats), latency };
-        Self { config, stats, commands }
+        let commands = CommandContext {
+            rest,
+            stats: Arc::clone(&stats),
+            latency,
+        };
+        Self {
+            config,
+            stats,
+            commands,
+        }
     }
 
     /// The counters, to watch progress while [`Bot::run`] works.
@@ -63,10 +77,21 @@ impl Bot {
     /// Handles events until the bus closes, then commits what is pending and
     /// waits for running commands.
     pub async fn run(self, mut bus: mpsc::Receiver<Envelope>) -> Result<(), StoreError> {
-        let Self { config, stats, commands } = self;
-        let writer = config.writer.as_ref().map(|w| StoreWriter::start(w, Arc::clone(&stats))).transpose()?;
+        let Self {
+            config,
+            stats,
+            commands,
+        } = self;
+        let writer = config
+            .writer
+            .as_ref()
+            .map(|w| StoreWriter::start(w, Arc::clone(&stats)))
+            .transpose()?;
         let batch_size = config.writer.as_ref().map_or(usize::MAX, |w| w.batch_size);
-        let batch_interval = config.writer.as_ref().map_or(Duration::MAX, |w| w.batch_interval);
+        let batch_interval = config
+            .writer
+            .as_ref()
+            .map_or(Duration::MAX, |w| w.batch_interval);
         let mut collector = Collector::new(&config.collector);
         let mut batch = Vec::new();
         let mut deadline: Option<Instant> = None;
@@ -88,11 +113,19 @@ impl Bot {
                     continue;
                 }
             };
-            let Envelope { shard, name, received_at, event, .. } = envelope;
+            let Envelope {
+                shard,
+                name,
+                received_at,
+                event,
+                ..
+            } = envelope;
             match event {
                 Event::Interaction(interaction) => {
                     // A closed semaphore is impossible here: we own the only handle.
-                    let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { break };
+                    let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                        break;
+                    };
                     let ctx = commands.clone();
                     running.spawn(async move {
                         commands::handle(ctx, shard, interaction, received_at).await;

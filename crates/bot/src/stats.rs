@@ -48,7 +48,9 @@ impl Latency {
     }
 
     fn summary(&self) -> LatencySummary {
-        let Ok(h) = self.0.lock() else { return LatencySummary::default() };
+        let Ok(h) = self.0.lock() else {
+            return LatencySummary::default();
+        };
         if h.is_empty() {
             return LatencySummary::default();
         }
@@ -77,7 +79,9 @@ pub struct BotStats {
 
 impl std::fmt::Debug for BotStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BotStats").field("events_total", &self.events_total).finish()
+        f.debug_struct("BotStats")
+            .field("events_total", &self.events_total)
+            .finish()
     }
 }
 
@@ -212,8 +216,16 @@ mod tests {
         let s = stats.snapshot();
         assert_eq!(s.commands_answered(), 100);
         // hdrhistogram keeps three significant digits.
-        assert!((49_900..=50_100).contains(&s.command_latency.p50_us), "{:?}", s.command_latency);
-        assert!((98_900..=99_100).contains(&s.command_latency.p99_us), "{:?}", s.command_latency);
+        assert!(
+            (49_900..=50_100).contains(&s.command_latency.p50_us),
+            "{:?}",
+            s.command_latency
+        );
+        assert!(
+            (98_900..=99_100).contains(&s.command_latency.p99_us),
+            "{:?}",
+            s.command_latency
+        );
     }
 
     #[test]

@@ -7,9 +7,7 @@
 
 use std::time::Instant;
 
-use crate::{
-    ApplicationId, ChannelId, GuildId, InteractionId, MessageId, RoleId, Secret, UserId,
-};
+use crate::{ApplicationId, ChannelId, GuildId, InteractionId, MessageId, RoleId, Secret, UserId};
 
 /// One event as it travels on the event bus.
 #[derive(Debug)]

@@ -118,8 +118,14 @@ mod tests {
 
     #[test]
     fn locations_are_told_apart_and_passwords_never_shown() {
-        assert_eq!(Location::parse("stats.db"), Location::Sqlite("stats.db".into()));
-        assert_eq!(Location::parse("sqlite://stats.db"), Location::Sqlite("stats.db".into()));
+        assert_eq!(
+            Location::parse("stats.db"),
+            Location::Sqlite("stats.db".into())
+        );
+        assert_eq!(
+            Location::parse("sqlite://stats.db"),
+            Location::Sqlite("stats.db".into())
+        );
         let pg = Location::parse("postgres://bot:hunter2@db:5432/stats");
         assert!(matches!(pg, Location::Postgres(_)));
         assert_eq!(pg.to_string(), "postgres://bot:***@db:5432/stats");

@@ -33,6 +33,11 @@ impl StoreError {
         step: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
-        Self { kind, database: database.to_owned(), step: step.into(), source: source.into() }
+        Self {
+            kind,
+            database: database.to_owned(),
+            step: step.into(),
+            source: source.into(),
+        }
     }
 }

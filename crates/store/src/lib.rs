@@ -11,7 +11,7 @@
 //! - [`sqlite`]: the embedded SQLite back end (one file, WAL, one transaction per batch).
 //! - [`postgres`]: the PostgreSQL back end (one `UNNEST` statement per run of writes).
 //! - [`migrate`]: the schemas and their versioned migrations.
-//! - [`error`]: [`StoreError`].
+//! - [`error`]: the error type, [`StoreError`].
 
 pub mod backend;
 pub mod error;

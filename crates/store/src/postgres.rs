@@ -7,9 +7,7 @@ use guildscope_model::{MessageId, Snowflake};
 use postgres::{Client, NoTls, Transaction};
 
 use crate::{
-    RowCounts, SCHEMA_VERSION, StoreError, StoreErrorKind,
-    migrate::POSTGRES_MIGRATIONS,
-    row::Op,
+    RowCounts, SCHEMA_VERSION, StoreError, StoreErrorKind, migrate::POSTGRES_MIGRATIONS, row::Op,
     sqlite::kind_name,
 };
 
@@ -24,14 +22,20 @@ pub struct PostgresStore {
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore").field("database", &self.name).finish()
+        f.debug_struct("PostgresStore")
+            .field("database", &self.name)
+            .finish()
     }
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
@@ -48,7 +52,11 @@ impl PostgresStore {
         let name = redact_url(url);
         let client = Client::connect(url, NoTls)
             .map_err(|e| StoreError::new(StoreErrorKind::Open, &name, "while connecting", e))?;
-        let mut store = Self { client, url: guildscope_model::Secret::new(url), name };
+        let mut store = Self {
+            client,
+            url: guildscope_model::Secret::new(url),
+            name,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -60,8 +68,9 @@ impl PostgresStore {
     /// The schema version found in the database (0 when empty).
     pub fn schema_version(&mut self) -> Result<i64, StoreError> {
         let read = |client: &mut Client| -> Result<i64, postgres::Error> {
-            let exists: bool =
-                client.query_one("SELECT to_regclass('guildscope_schema') IS NOT NULL", &[])?.get(0);
+            let exists: bool = client
+                .query_one("SELECT to_regclass('guildscope_schema') IS NOT NULL", &[])?
+                .get(0);
             if !exists {
                 return Ok(0);
             }
@@ -69,15 +78,25 @@ impl PostgresStore {
                 .query_opt("SELECT version FROM guildscope_schema LIMIT 1", &[])?
                 .map_or(0, |row| row.get(0)))
         };
-        read(&mut self.client)
-            .map_err(|e| self.err(StoreErrorKind::Schema, "while reading the schema version", e))
+        read(&mut self.client).map_err(|e| {
+            self.err(
+                StoreErrorKind::Schema,
+                "while reading the schema version",
+                e,
+            )
+        })
     }
 
     /// Applies pending migrations; refuses a schema newer than this binary.
     pub fn migrate(&mut self) -> Result<i64, StoreError> {
         let name = self.name.clone();
-        let schema_err = |step: &str, e: postgres::Error| StoreError::new(StoreErrorKind::Schema, &name, step, e);
-        let mut tx = self.client.transaction().map_err(|e| schema_err("while migrating", e))?;
+        let schema_err = |step: &str, e: postgres::Error| {
+            StoreError::new(StoreErrorKind::Schema, &name, step, e)
+        };
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(|e| schema_err("while migrating", e))?;
         // One migrator at a time, across processes.
         tx.batch_execute(
             "SELECT pg_advisory_xact_lock(7135624831);
@@ -105,7 +124,12 @@ impl PostgresStore {
                 .map_err(|e| schema_err(&format!("while applying migration {version}"), e))?;
         }
         tx.execute("DELETE FROM guildscope_schema", &[])
-            .and_then(|_| tx.execute("INSERT INTO guildscope_schema (version) VALUES ($1)", &[&found.max(SCHEMA_VERSION)]))
+            .and_then(|_| {
+                tx.execute(
+                    "INSERT INTO guildscope_schema (version) VALUES ($1)",
+                    &[&found.max(SCHEMA_VERSION)],
+                )
+            })
             .map_err(|e| schema_err("while recording the version", e))?;
         tx.commit().map_err(|e| schema_err("while migrating", e))?;
         Ok(SCHEMA_VERSION)
@@ -117,7 +141,13 @@ impl PostgresStore {
         self.client
             .execute("UPDATE guildscope_schema SET version = $1", &[&version])
             .map(drop)
-            .map_err(|e| self.err(StoreErrorKind::Schema, "while setting the schema version", e))
+            .map_err(|e| {
+                self.err(
+                    StoreErrorKind::Schema,
+                    "while setting the schema version",
+                    e,
+                )
+            })
     }
 
     /// Applies a batch of ops in one transaction and reports the rows written.
@@ -129,7 +159,9 @@ impl PostgresStore {
                 .map_err(|e| self.err(StoreErrorKind::Open, "while reconnecting", e))?;
         }
         let name = self.name.clone();
-        let query_err = |e: postgres::Error| StoreError::new(StoreErrorKind::Query, &name, "while writing a batch", e);
+        let query_err = |e: postgres::Error| {
+            StoreError::new(StoreErrorKind::Query, &name, "while writing a batch", e)
+        };
         let mut tx = self.client.transaction().map_err(query_err)?;
         let mut counts = RowCounts::default();
         let mut start = 0;
@@ -158,15 +190,24 @@ impl PostgresStore {
     pub fn messages_per_channel(&mut self) -> Result<Vec<(u64, u64)>, StoreError> {
         let rows = self
             .client
-            .query("SELECT channel_id, COUNT(*) FROM messages GROUP BY channel_id", &[])
+            .query(
+                "SELECT channel_id, COUNT(*) FROM messages GROUP BY channel_id",
+                &[],
+            )
             .map_err(|e| self.err(StoreErrorKind::Query, "while reading messages", e))?;
-        Ok(rows.iter().map(|row| (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64)).collect())
+        Ok(rows
+            .iter()
+            .map(|row| (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64))
+            .collect())
     }
 
     /// Whether the message is stored, and whether it is flagged deleted.
     pub fn message_state(&mut self, id: MessageId) -> Result<Option<bool>, StoreError> {
         self.client
-            .query_opt("SELECT is_deleted FROM messages WHERE id = $1", &[&sql_id(id)])
+            .query_opt(
+                "SELECT is_deleted FROM messages WHERE id = $1",
+                &[&sql_id(id)],
+            )
             .map(|row| row.map(|row| row.get(0)))
             .map_err(|e| self.err(StoreErrorKind::Query, "while reading a message", e))
     }
@@ -174,7 +215,9 @@ impl PostgresStore {
 
 /// Keeps the last op for each key, in first-seen order: one statement may
 /// not update the same row twice.
-fn last_per_key<'a, K: Eq + std::hash::Hash, T>(items: impl Iterator<Item = (K, &'a T)>) -> Vec<&'a T> {
+fn last_per_key<'a, K: Eq + std::hash::Hash, T>(
+    items: impl Iterator<Item = (K, &'a T)>,
+) -> Vec<&'a T> {
     let mut index = std::collections::HashMap::new();
     let mut out: Vec<&T> = Vec::new();
     for (key, item) in items {
@@ -189,7 +232,11 @@ fn last_per_key<'a, K: Eq + std::hash::Hash, T>(items: impl Iterator<Item = (K, 
     out
 }
 
-fn apply_run(tx: &mut Transaction<'_>, run: &[Op], counts: &mut RowCounts) -> Result<(), postgres::Error> {
+fn apply_run(
+    tx: &mut Transaction<'_>,
+    run: &[Op],
+    counts: &mut RowCounts,
+) -> Result<(), postgres::Error> {
     let n = run.len() as u64;
     match &run[0] {
         Op::UpsertGuild { .. } => {
@@ -220,7 +267,8 @@ fn apply_run(tx: &mut Transaction<'_>, run: &[Op], counts: &mut RowCounts) -> Re
             let guilds: Vec<i64> = rows.iter().map(|c| sql_id(c.guild_id)).collect();
             let names: Vec<&str> = rows.iter().map(|c| c.name.as_str()).collect();
             let kinds: Vec<&str> = rows.iter().map(|c| kind_name(c.kind)).collect();
-            let categories: Vec<Option<i64>> = rows.iter().map(|c| c.category_id.map(sql_id)).collect();
+            let categories: Vec<Option<i64>> =
+                rows.iter().map(|c| c.category_id.map(sql_id)).collect();
             tx.execute(
                 "INSERT INTO channels (id, guild_id, name, kind, category_id)
                  SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::int8[])
@@ -231,9 +279,20 @@ fn apply_run(tx: &mut Transaction<'_>, run: &[Op], counts: &mut RowCounts) -> Re
             counts.channels += n;
         }
         Op::DeleteChannel { .. } => {
-            let ids: Vec<i64> =
-                run.iter().filter_map(|op| if let Op::DeleteChannel { id } = op { Some(sql_id(*id)) } else { None }).collect();
-            tx.execute("UPDATE channels SET is_deleted = true WHERE id = ANY($1)", &[&ids])?;
+            let ids: Vec<i64> = run
+                .iter()
+                .filter_map(|op| {
+                    if let Op::DeleteChannel { id } = op {
+                        Some(sql_id(*id))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            tx.execute(
+                "UPDATE channels SET is_deleted = true WHERE id = ANY($1)",
+                &[&ids],
+            )?;
             counts.channels += n;
         }
         Op::UpsertThread(_) => {
@@ -261,9 +320,20 @@ fn apply_run(tx: &mut Transaction<'_>, run: &[Op], counts: &mut RowCounts) -> Re
             counts.threads += n;
         }
         Op::DeleteThread { .. } => {
-            let ids: Vec<i64> =
-                run.iter().filter_map(|op| if let Op::DeleteThread { id } = op { Some(sql_id(*id)) } else { None }).collect();
-            tx.execute("UPDATE threads SET is_deleted = true WHERE id = ANY($1)", &[&ids])?;
+            let ids: Vec<i64> = run
+                .iter()
+                .filter_map(|op| {
+                    if let Op::DeleteThread { id } = op {
+                        Some(sql_id(*id))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            tx.execute(
+                "UPDATE threads SET is_deleted = true WHERE id = ANY($1)",
+                &[&ids],
+            )?;
             counts.threads += n;
         }
         Op::UpsertMember(_) => {
@@ -307,7 +377,12 @@ fn apply_run(tx: &mut Transaction<'_>, run: &[Op], counts: &mut RowCounts) -> Re
         Op::MemberLeft { .. } => {
             let (mut guilds, mut users, mut at) = (Vec::new(), Vec::new(), Vec::new());
             for op in run {
-                if let Op::MemberLeft { guild_id, user_id, at_ms } = op {
+                if let Op::MemberLeft {
+                    guild_id,
+                    user_id,
+                    at_ms,
+                } = op
+                {
                     guilds.push(sql_id(*guild_id));
                     users.push(sql_id(*user_id));
                     at.push(*at_ms);
@@ -323,8 +398,14 @@ fn apply_run(tx: &mut Transaction<'_>, run: &[Op], counts: &mut RowCounts) -> Re
             counts.members += n;
         }
         Op::InsertMessage(_) => {
-            let (mut ids, mut guilds, mut channels, mut threads, mut authors, mut created) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut ids, mut guilds, mut channels, mut threads, mut authors, mut created) = (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            );
             for op in run {
                 if let Op::InsertMessage(m) = op {
                     ids.push(sql_id(m.id));
@@ -368,4 +449,3 @@ fn apply_run(tx: &mut Transaction<'_>, run: &[Op], counts: &mut RowCounts) -> Re
     }
     Ok(())
 }
-

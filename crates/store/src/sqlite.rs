@@ -22,7 +22,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -60,7 +62,11 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
         )
         .map_err(|e| StoreError::new(StoreErrorKind::Open, &name, "while setting pragmas", e))?;
-        let mut store = Self { conn, path: path.to_owned(), name };
+        let mut store = Self {
+            conn,
+            path: path.to_owned(),
+            name,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -74,7 +80,13 @@ impl SqliteStore {
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         self.conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(|e| self.err(StoreErrorKind::Schema, "while reading the schema version", e))
+            .map_err(|e| {
+                self.err(
+                    StoreErrorKind::Schema,
+                    "while reading the schema version",
+                    e,
+                )
+            })
     }
 
     /// Applies pending migrations; refuses a schema newer than this binary.
@@ -105,9 +117,15 @@ impl SqliteStore {
                     e,
                 )
             })?;
-            tx.pragma_update(None, "user_version", version).map_err(|e| {
-                StoreError::new(StoreErrorKind::Schema, &path, "while recording the version", e)
-            })?;
+            tx.pragma_update(None, "user_version", version)
+                .map_err(|e| {
+                    StoreError::new(
+                        StoreErrorKind::Schema,
+                        &path,
+                        "while recording the version",
+                        e,
+                    )
+                })?;
         }
         tx.commit()
             .map_err(|e| StoreError::new(StoreErrorKind::Schema, &path, "while migrating", e))?;
@@ -126,8 +144,9 @@ impl SqliteStore {
     /// Applies a batch of ops in one transaction and reports the rows written.
     pub fn apply(&mut self, ops: &[Op]) -> Result<RowCounts, StoreError> {
         let path = self.name.clone();
-        let query_err =
-            |e: rusqlite::Error| StoreError::new(StoreErrorKind::Query, &path, "while writing a batch", e);
+        let query_err = |e: rusqlite::Error| {
+            StoreError::new(StoreErrorKind::Query, &path, "while writing a batch", e)
+        };
         let tx = self.conn.transaction().map_err(query_err)?;
         let mut counts = RowCounts::default();
         for op in ops {
@@ -152,7 +171,9 @@ impl SqliteStore {
             .prepare_cached("SELECT channel_id, COUNT(*) FROM messages GROUP BY channel_id")
             .map_err(|e| self.err(StoreErrorKind::Query, "while reading messages", e))?;
         let rows = stmt
-            .query_map([], |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)))
+            .query_map([], |row| {
+                Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))
+            })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.err(StoreErrorKind::Query, "while reading messages", e))?;
         Ok(rows)
@@ -163,15 +184,26 @@ impl SqliteStore {
     pub fn set_schema_version_for_tests(&self, version: i64) -> Result<(), StoreError> {
         self.conn
             .pragma_update(None, "user_version", version)
-            .map_err(|e| self.err(StoreErrorKind::Schema, "while setting the schema version", e))
+            .map_err(|e| {
+                self.err(
+                    StoreErrorKind::Schema,
+                    "while setting the schema version",
+                    e,
+                )
+            })
     }
 
     /// Whether the message is stored, and whether it is flagged deleted.
-    pub fn message_state(&self, id: guildscope_model::MessageId) -> Result<Option<bool>, StoreError> {
+    pub fn message_state(
+        &self,
+        id: guildscope_model::MessageId,
+    ) -> Result<Option<bool>, StoreError> {
         self.conn
-            .query_row("SELECT is_deleted FROM messages WHERE id = ?1", [sql_id(id)], |row| {
-                row.get::<_, bool>(0)
-            })
+            .query_row(
+                "SELECT is_deleted FROM messages WHERE id = ?1",
+                [sql_id(id)],
+                |row| row.get::<_, bool>(0),
+            )
             .optional()
             .map_err(|e| self.err(StoreErrorKind::Query, "while reading a message", e))
     }
@@ -210,7 +242,11 @@ fn upsert_member(tx: &rusqlite::Transaction<'_>, m: &MemberRow) -> rusqlite::Res
     Ok(())
 }
 
-fn apply_op(tx: &rusqlite::Transaction<'_>, op: &Op, counts: &mut RowCounts) -> rusqlite::Result<()> {
+fn apply_op(
+    tx: &rusqlite::Transaction<'_>,
+    op: &Op,
+    counts: &mut RowCounts,
+) -> rusqlite::Result<()> {
     match op {
         Op::UpsertGuild { id, name } => {
             tx.prepare_cached(
@@ -268,7 +304,11 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: &Op, counts: &mut RowCounts) -> 
             upsert_member(tx, m)?;
             counts.members += 1;
         }
-        Op::MemberLeft { guild_id, user_id, at_ms } => {
+        Op::MemberLeft {
+            guild_id,
+            user_id,
+            at_ms,
+        } => {
             tx.prepare_cached(
                 "UPDATE members SET in_guild = 0, left_at = ?3
                  WHERE guild_id = ?1 AND user_id = ?2 AND (joined_at IS NULL OR joined_at <= ?3)",

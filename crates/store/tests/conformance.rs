@@ -7,6 +7,9 @@
 //! the PostgreSQL half fails under CI (`CI` set) and says it skipped
 //! otherwise.
 
+// Test helpers fail by panicking, with the error in the message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use guildscope_model::{ChannelId, ChannelKind, GuildId, MessageId, UserId};
@@ -24,10 +27,10 @@ struct Db {
 
 impl Drop for Db {
     fn drop(&mut self) {
-        if let Some((admin, db)) = &self.drop_pg {
-            if let Ok(mut client) = postgres::Client::connect(admin, postgres::NoTls) {
-                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
-            }
+        if let Some((admin, db)) = &self.drop_pg
+            && let Ok(mut client) = postgres::Client::connect(admin, postgres::NoTls)
+        {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
         }
     }
 }
@@ -41,7 +44,12 @@ impl Db {
 fn sqlite() -> Db {
     let dir = tempfile::tempdir().unwrap();
     let location = Location::Sqlite(dir.path().join("stats.db"));
-    Db { name: "sqlite", location, _dir: Some(dir), drop_pg: None }
+    Db {
+        name: "sqlite",
+        location,
+        _dir: Some(dir),
+        drop_pg: None,
+    }
 }
 
 fn postgres() -> Option<Db> {
@@ -63,7 +71,9 @@ fn postgres() -> Option<Db> {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    client.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+    client
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
     let (base, _) = admin.rsplit_once('/').unwrap();
     let url = format!("{base}/{db}");
     Some(Db {
@@ -109,21 +119,37 @@ fn member(user: u64, joined_at_ms: i64) -> Op {
 fn a_new_database_is_migrated_to_the_current_schema() {
     each_backend(|db| {
         let mut store = db.open();
-        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION, "{}", db.name);
+        assert_eq!(
+            store.schema_version().unwrap(),
+            SCHEMA_VERSION,
+            "{}",
+            db.name
+        );
         drop(store);
         // Opening again is a no-op.
-        assert_eq!(db.open().schema_version().unwrap(), SCHEMA_VERSION, "{}", db.name);
+        assert_eq!(
+            db.open().schema_version().unwrap(),
+            SCHEMA_VERSION,
+            "{}",
+            db.name
+        );
     });
 }
 
 #[test]
 fn a_schema_newer_than_the_binary_is_refused_with_a_clear_message() {
     each_backend(|db| {
-        db.open().set_schema_version_for_tests(SCHEMA_VERSION + 1).unwrap();
+        db.open()
+            .set_schema_version_for_tests(SCHEMA_VERSION + 1)
+            .unwrap();
         let err = Store::open(&db.location).unwrap_err();
         assert_eq!(err.kind, StoreErrorKind::Schema, "{}", db.name);
         let message = err.to_string();
-        assert!(message.contains("newer than this guildscope understands"), "{}: {message}", db.name);
+        assert!(
+            message.contains("newer than this guildscope understands"),
+            "{}: {message}",
+            db.name
+        );
     });
 }
 
@@ -132,7 +158,10 @@ fn replaying_a_batch_never_duplicates_rows() {
     each_backend(|db| {
         let mut store = db.open();
         let batch = vec![
-            Op::UpsertGuild { id: GuildId::new(1), name: "rust".into() },
+            Op::UpsertGuild {
+                id: GuildId::new(1),
+                name: "rust".into(),
+            },
             Op::UpsertChannel(ChannelRow {
                 id: ChannelId::new(5),
                 guild_id: GuildId::new(1),
@@ -143,19 +172,52 @@ fn replaying_a_batch_never_duplicates_rows() {
             member(7, 1_000),
             message(100, 5),
             message(101, 5),
-            Op::DeleteMessage { id: MessageId::new(101), at_ms: 2_000 },
+            Op::DeleteMessage {
+                id: MessageId::new(101),
+                at_ms: 2_000,
+            },
         ];
         let first = store.apply(&batch).unwrap();
         let second = store.apply(&batch).unwrap();
         assert_eq!(first.messages, 3, "{}", db.name);
         // The inserts are no-ops the second time; only the delete touches a row.
         assert_eq!(second.messages, 1, "{}", db.name);
-        assert_eq!(store.count("SELECT COUNT(*) FROM messages").unwrap(), 2, "{}", db.name);
-        assert_eq!(store.count("SELECT COUNT(*) FROM members").unwrap(), 1, "{}", db.name);
-        assert_eq!(store.message_state(MessageId::new(101)).unwrap(), Some(true), "{}", db.name);
-        assert_eq!(store.message_state(MessageId::new(100)).unwrap(), Some(false), "{}", db.name);
-        assert_eq!(store.message_state(MessageId::new(999)).unwrap(), None, "{}", db.name);
-        assert_eq!(store.messages_per_channel().unwrap(), vec![(5, 2)], "{}", db.name);
+        assert_eq!(
+            store.count("SELECT COUNT(*) FROM messages").unwrap(),
+            2,
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store.count("SELECT COUNT(*) FROM members").unwrap(),
+            1,
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store.message_state(MessageId::new(101)).unwrap(),
+            Some(true),
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store.message_state(MessageId::new(100)).unwrap(),
+            Some(false),
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store.message_state(MessageId::new(999)).unwrap(),
+            None,
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store.messages_per_channel().unwrap(),
+            vec![(5, 2)],
+            "{}",
+            db.name
+        );
     });
 }
 
@@ -163,10 +225,32 @@ fn replaying_a_batch_never_duplicates_rows() {
 fn the_same_row_twice_in_one_batch_keeps_the_last_version() {
     each_backend(|db| {
         let mut store = db.open();
-        let rename = |name: &str| Op::UpsertGuild { id: GuildId::new(1), name: name.into() };
-        store.apply(&[rename("old"), rename("new"), member(7, 1_000), member(7, 1_000)]).unwrap();
-        assert_eq!(store.count("SELECT COUNT(*) FROM guilds WHERE name = 'new'").unwrap(), 1, "{}", db.name);
-        assert_eq!(store.count("SELECT COUNT(*) FROM users").unwrap(), 1, "{}", db.name);
+        let rename = |name: &str| Op::UpsertGuild {
+            id: GuildId::new(1),
+            name: name.into(),
+        };
+        store
+            .apply(&[
+                rename("old"),
+                rename("new"),
+                member(7, 1_000),
+                member(7, 1_000),
+            ])
+            .unwrap();
+        assert_eq!(
+            store
+                .count("SELECT COUNT(*) FROM guilds WHERE name = 'new'")
+                .unwrap(),
+            1,
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store.count("SELECT COUNT(*) FROM users").unwrap(),
+            1,
+            "{}",
+            db.name
+        );
     });
 }
 
@@ -174,13 +258,31 @@ fn the_same_row_twice_in_one_batch_keeps_the_last_version() {
 fn a_replayed_join_does_not_undo_a_later_leave() {
     each_backend(|db| {
         let mut store = db.open();
-        let left = Op::MemberLeft { guild_id: GuildId::new(1), user_id: UserId::new(7), at_ms: 5_000 };
+        let left = Op::MemberLeft {
+            guild_id: GuildId::new(1),
+            user_id: UserId::new(7),
+            at_ms: 5_000,
+        };
         store.apply(&[member(7, 1_000), left]).unwrap();
         store.apply(&[member(7, 1_000)]).unwrap();
-        assert_eq!(store.count("SELECT COUNT(*) FROM members WHERE in_guild").unwrap(), 0, "{}", db.name);
+        assert_eq!(
+            store
+                .count("SELECT COUNT(*) FROM members WHERE in_guild")
+                .unwrap(),
+            0,
+            "{}",
+            db.name
+        );
         // A genuine rejoin after the leave brings the member back.
         store.apply(&[member(7, 9_000)]).unwrap();
-        assert_eq!(store.count("SELECT COUNT(*) FROM members WHERE in_guild").unwrap(), 1, "{}", db.name);
+        assert_eq!(
+            store
+                .count("SELECT COUNT(*) FROM members WHERE in_guild")
+                .unwrap(),
+            1,
+            "{}",
+            db.name
+        );
     });
 }
 
@@ -191,8 +293,14 @@ fn an_edit_never_moves_the_edit_time_backwards() {
         store
             .apply(&[
                 message(100, 5),
-                Op::EditMessage { id: MessageId::new(100), at_ms: 1_700_000_900_000 },
-                Op::EditMessage { id: MessageId::new(100), at_ms: 1_700_000_500_000 },
+                Op::EditMessage {
+                    id: MessageId::new(100),
+                    at_ms: 1_700_000_900_000,
+                },
+                Op::EditMessage {
+                    id: MessageId::new(100),
+                    at_ms: 1_700_000_500_000,
+                },
             ])
             .unwrap();
         let sql = match db.name {
@@ -227,9 +335,13 @@ fn no_column_can_hold_message_content() {
 fn text_views_present_ids_as_strings() {
     each_backend(|db| {
         let mut store = db.open();
-        store.apply(&[message(1_152_921_504_606_846_976, 5)]).unwrap();
+        store
+            .apply(&[message(1_152_921_504_606_846_976, 5)])
+            .unwrap();
         assert_eq!(
-            store.count("SELECT COUNT(*) FROM messages_text WHERE id = '1152921504606846976'").unwrap(),
+            store
+                .count("SELECT COUNT(*) FROM messages_text WHERE id = '1152921504606846976'")
+                .unwrap(),
             1,
             "{}",
             db.name
