@@ -231,6 +231,7 @@ impl Summary {
         );
         let _ = writeln!(out, "event handling    {}", latency(&s.event_latency));
         let _ = writeln!(out, "command latency   {}", latency(&s.command_latency));
+        let _ = writeln!(out, "event to commit   {}", latency(&s.commit_latency));
         let _ = writeln!(out, "rows written");
         for (table, rows) in s.rows.tables() {
             let _ = writeln!(out, "  {table:<28}{:>10}", group(rows));

@@ -14,6 +14,7 @@ use tokio::{
 
 use crate::{
     BotStats, Collector, CollectorConfig, StoreWriter, WriterConfig,
+    writer::Batch,
     commands::{self, CommandContext, LatencySource},
 };
 
@@ -82,23 +83,16 @@ impl Bot {
             stats,
             commands,
         } = self;
-        let writer = config
-            .writer
-            .as_ref()
-            .map(|w| StoreWriter::start(w, Arc::clone(&stats)))
-            .transpose()?;
-        let batch_size = config.writer.as_ref().map_or(usize::MAX, |w| w.batch_size);
-        let batch_interval = config
-            .writer
-            .as_ref()
-            .map_or(Duration::MAX, |w| w.batch_interval);
+        let mut batcher = match &config.writer {
+            Some(writer) => Some(Batcher::start(writer, Arc::clone(&stats))?),
+            None => None,
+        };
         let mut collector = Collector::new(&config.collector);
-        let mut batch = Vec::new();
-        let mut deadline: Option<Instant> = None;
         let permits = Arc::new(Semaphore::new(config.max_commands_in_flight.max(1)));
         let mut running = JoinSet::new();
 
         loop {
+            let deadline = batcher.as_ref().and_then(|b| b.deadline);
             let envelope = tokio::select! {
                 biased;
                 envelope = bus.recv() => match envelope {
@@ -106,10 +100,9 @@ impl Bot {
                     None => break,
                 },
                 () = sleep_until(deadline) => {
-                    if let Some(writer) = &writer {
-                        writer.send(std::mem::take(&mut batch)).await;
+                    if let Some(batcher) = &mut batcher {
+                        batcher.flush().await;
                     }
-                    deadline = None;
                     continue;
                 }
             };
@@ -133,30 +126,66 @@ impl Bot {
                     });
                     while running.try_join_next().is_some() {}
                 }
-                event if writer.is_some() => {
-                    collector.collect(&event, &mut batch);
-                    if batch.len() >= batch_size {
-                        if let Some(writer) = &writer {
-                            writer.send(std::mem::take(&mut batch)).await;
-                        }
-                        deadline = None;
-                    } else if !batch.is_empty() && deadline.is_none() {
-                        deadline = Some(Instant::now() + batch_interval);
+                event => {
+                    if let Some(batcher) = &mut batcher {
+                        batcher.add(&mut collector, &event, received_at).await;
                     }
                 }
-                _ => {}
             }
             stats.event_handled(name, received_at.elapsed());
         }
 
         while running.join_next().await.is_some() {}
-        if let Some(writer) = writer {
-            if !batch.is_empty() {
-                writer.send(batch).await;
-            }
-            writer.finish().await;
+        if let Some(mut batcher) = batcher {
+            batcher.flush().await;
+            batcher.writer.finish().await;
         }
         Ok(())
+    }
+}
+
+/// Collects store writes into batches that are committed when full or when
+/// the oldest write has waited `interval`.
+struct Batcher {
+    writer: StoreWriter,
+    batch: Batch,
+    size: usize,
+    interval: Duration,
+    /// When the pending batch must be committed, if it holds anything.
+    deadline: Option<Instant>,
+}
+
+impl Batcher {
+    fn start(config: &WriterConfig, stats: Arc<BotStats>) -> Result<Self, StoreError> {
+        Ok(Self {
+            writer: StoreWriter::start(config, stats)?,
+            batch: Batch::default(),
+            size: config.batch_size.max(1),
+            interval: config.batch_interval,
+            deadline: None,
+        })
+    }
+
+    async fn add(&mut self, collector: &mut Collector, event: &Event, received_at: std::time::Instant) {
+        let before = self.batch.ops.len();
+        collector.collect(event, &mut self.batch.ops);
+        if self.batch.ops.len() == before {
+            return;
+        }
+        if self.batch.oldest.is_none() {
+            self.batch.oldest = Some(received_at);
+            self.deadline = Some(Instant::now() + self.interval);
+        }
+        if self.batch.ops.len() >= self.size {
+            self.flush().await;
+        }
+    }
+
+    async fn flush(&mut self) {
+        self.deadline = None;
+        if !self.batch.ops.is_empty() {
+            self.writer.send(std::mem::take(&mut self.batch)).await;
+        }
     }
 }
 

@@ -75,6 +75,7 @@ pub struct BotStats {
     rows: Mutex<RowCounts>,
     event_latency: Latency,
     command_latency: Latency,
+    commit_latency: Latency,
 }
 
 impl std::fmt::Debug for BotStats {
@@ -97,6 +98,7 @@ impl Default for BotStats {
             rows: Mutex::default(),
             event_latency: Latency::new(),
             command_latency: Latency::new(),
+            commit_latency: Latency::new(),
         }
     }
 }
@@ -133,6 +135,8 @@ pub struct Snapshot {
     pub event_latency: LatencySummary,
     /// Time from receiving an interaction to Discord accepting the reply.
     pub command_latency: LatencySummary,
+    /// Time from receiving the oldest event of a batch to its commit.
+    pub commit_latency: LatencySummary,
 }
 
 impl Snapshot {
@@ -175,6 +179,11 @@ impl BotStats {
         }
     }
 
+    /// Records a committed batch whose oldest event arrived `elapsed` ago.
+    pub fn batch_committed(&self, elapsed: Duration) {
+        self.commit_latency.record(elapsed);
+    }
+
     /// Adds committed rows.
     pub fn rows_written(&self, counts: RowCounts) {
         if let Ok(mut rows) = self.rows.lock() {
@@ -199,6 +208,7 @@ impl BotStats {
             rows: self.rows.lock().map(|r| *r).unwrap_or_default(),
             event_latency: self.event_latency.summary(),
             command_latency: self.command_latency.summary(),
+            commit_latency: self.commit_latency.summary(),
         }
     }
 }

@@ -37,10 +37,20 @@ impl WriterConfig {
     }
 }
 
+/// Writes to commit together, and when the oldest of them was received.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The writes, in order.
+    pub ops: Vec<Op>,
+    /// When the event behind the first write arrived; commit latency is
+    /// measured from here.
+    pub oldest: Option<std::time::Instant>,
+}
+
 /// The sending half: the runtime pushes finished batches here.
 #[derive(Debug)]
 pub struct StoreWriter {
-    tx: mpsc::Sender<Vec<Op>>,
+    tx: mpsc::Sender<Batch>,
     thread: thread::JoinHandle<()>,
 }
 
@@ -48,12 +58,15 @@ impl StoreWriter {
     /// Opens the database (applying migrations) and starts the writer thread.
     pub fn start(config: &WriterConfig, stats: Arc<BotStats>) -> Result<Self, StoreError> {
         let mut store = Store::open(&config.location)?;
-        let (tx, mut rx) = mpsc::channel::<Vec<Op>>(config.queue_batches.max(1));
+        let (tx, mut rx) = mpsc::channel::<Batch>(config.queue_batches.max(1));
         let thread = thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
                 while let Some(batch) = rx.blocking_recv() {
-                    commit_with_retry(&mut store, &batch, &stats);
+                    commit_with_retry(&mut store, &batch.ops, &stats);
+                    if let Some(oldest) = batch.oldest {
+                        stats.batch_committed(oldest.elapsed());
+                    }
                 }
             })
             .map_err(|e| StoreError {
@@ -66,7 +79,7 @@ impl StoreWriter {
     }
 
     /// Queues a batch, waiting while the writer is behind.
-    pub async fn send(&self, batch: Vec<Op>) {
+    pub async fn send(&self, batch: Batch) {
         // The writer thread only stops when every sender is gone, so this
         // cannot fail while `self` exists.
         let _ = self.tx.send(batch).await;
