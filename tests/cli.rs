@@ -316,7 +316,8 @@ fn run_against_the_simulator_stores_statistics_and_stops_cleanly_on_sigterm() {
         .output()
         .unwrap();
     assert!(output.status.success());
-    assert!(String::from_utf8_lossy(&output.stdout).contains("schema version 1"));
+    let expected = format!("schema version {}", guildscope_store::SCHEMA_VERSION);
+    assert!(String::from_utf8_lossy(&output.stdout).contains(&expected));
     let db = rusqlite_count(
         &dir.path().join("stats.db"),
         "SELECT COUNT(*) FROM messages",
@@ -347,6 +348,6 @@ fn migrate_creates_the_database() {
     );
     assert_eq!(
         String::from_utf8_lossy(&output.stdout).trim(),
-        "fresh.db: schema version 1"
+        format!("fresh.db: schema version {}", guildscope_store::SCHEMA_VERSION)
     );
 }

@@ -1,0 +1,2 @@
+-- Backfill progress (filled in by the backfill work).
+SELECT 1;

@@ -1,0 +1,2 @@
+-- Indexes and rollups for the read API (filled in by the read API work).
+SELECT 1;
