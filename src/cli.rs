@@ -25,6 +25,12 @@ pub enum Command {
     Demo(DemoArgs),
     /// Create or upgrade the statistics database, then exit.
     Migrate(MigrateArgs),
+    /// Fill in message statistics for a window of the past from each
+    /// channel's history (resumable: a rerun of the same window continues).
+    Backfill(BackfillArgs),
+    /// Forget a user: remove their member and user rows and delete or
+    /// anonymise their messages, in one transaction.
+    ForgetUser(ForgetUserArgs),
     /// Measure throughput (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -101,12 +107,112 @@ pub struct MigrateArgs {
     pub config: ConfigArgs,
 }
 
+/// `guildscope backfill`.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Start of the window: YYYY-MM-DD (00:00 UTC) or RFC 3339.
+    #[arg(long, value_name = "DATE", value_parser = guildscope_bot::backfill::parse_date)]
+    pub since: i64,
+    /// End of the window, exclusive: YYYY-MM-DD (00:00 UTC) or RFC 3339.
+    /// Without it the window runs up to now, and a rerun catches up.
+    #[arg(long, value_name = "DATE", value_parser = guildscope_bot::backfill::parse_date)]
+    pub until: Option<i64>,
+    /// Only this guild (default: every guild the database knows).
+    #[arg(long, value_name = "ID")]
+    pub guild: Option<guildscope_model::GuildId>,
+    /// Only this channel, with its threads.
+    #[arg(long, value_name = "ID")]
+    pub channel: Option<guildscope_model::ChannelId>,
+    /// Discord REST base URL (default: the real Discord).
+    #[arg(long, env = "GUILDSCOPE_API_BASE")]
+    pub api_base: Option<String>,
+}
+
+/// `guildscope forget-user`.
+#[derive(Debug, Args)]
+pub struct ForgetUserArgs {
+    /// The user's id.
+    #[arg(value_name = "ID")]
+    pub user: guildscope_model::UserId,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// What to do with their messages (default: `storage.forget_messages`).
+    #[arg(long, value_enum)]
+    pub messages: Option<ForgetMessages>,
+}
+
+/// What `forget-user` does with the user's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForgetMessages {
+    /// Delete the message rows.
+    Delete,
+    /// Keep the rows for channel activity, pointing at no one.
+    Anonymise,
+}
+
 /// `guildscope bench ...`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Gateway dispatch throughput: simulator → twilight → event bus → a
     /// counting handler, MESSAGE_CREATE at full speed, in one process.
     Gateway(BenchGatewayArgs),
+    /// Read API latency: seeds a database with synthetic messages (unless
+    /// already seeded) and times every statistics query.
+    Read(BenchReadArgs),
+    /// Ingest throughput: simulator firehose → twilight → event bus → the bot
+    /// runtime (collector and batched writer) → committed rows, in one process.
+    Ingest(BenchIngestArgs),
+}
+
+/// The database a benchmark uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchStore {
+    /// An SQLite file.
+    Sqlite,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+/// `guildscope bench read`.
+#[derive(Debug, Args)]
+pub struct BenchReadArgs {
+    /// Which back end to measure.
+    #[arg(long)]
+    pub store: BenchStore,
+    /// Message rows to seed.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub rows: u64,
+    /// The database (an SQLite path or a postgres:// URL). Default:
+    /// guildscope-bench-read.db here, or the database guildscope_bench_read on
+    /// 127.0.0.1:5432 (created if missing). Seeding is skipped when it already
+    /// holds enough rows.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Timed runs per query (after one warm-up run).
+    #[arg(long, default_value_t = 7)]
+    pub runs: u32,
+}
+
+/// `guildscope bench ingest`.
+#[derive(Debug, Args)]
+pub struct BenchIngestArgs {
+    /// Which back end to measure.
+    #[arg(long)]
+    pub store: BenchStore,
+    /// How long to keep the firehose going (e.g. 60s, 2m).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// The database (an SQLite path or a postgres:// URL). Default: a fresh
+    /// guildscope-bench-ingest.db here, or a fresh database guildscope_bench on
+    /// 127.0.0.1:5432. A given database must be empty for the count to mean
+    /// anything.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Ops per committed batch (the writer's batch size).
+    #[arg(long, default_value_t = 2_000)]
+    pub batch_size: usize,
 }
 
 /// `guildscope bench gateway`.

@@ -12,7 +12,7 @@ use std::{
 };
 
 use guildscope_model::{ChannelId, RoleId, Secret};
-use guildscope_store::Location;
+use guildscope_store::{Location, MessageErasure};
 use serde::Deserialize;
 
 /// The config file's shape, exactly as written.
@@ -47,6 +47,7 @@ struct RawStorage {
     url: Option<String>,
     batch_size: Option<usize>,
     batch_interval_ms: Option<u64>,
+    forget_messages: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +132,8 @@ pub struct Config {
     pub batch_size: usize,
     /// Longest wait before a partial batch is committed, in milliseconds.
     pub batch_interval_ms: u64,
+    /// What `forget-user` does with the user's messages by default.
+    pub forget_messages: MessageErasure,
     /// Roles whose holders count as staff.
     pub staff_roles: Vec<RoleId>,
     /// Channels and categories whose messages are not stored.
@@ -201,6 +204,21 @@ impl Config {
                 "expected a positive number, got 0",
             ));
         }
+        let forget_messages = match raw
+            .storage
+            .forget_messages
+            .as_deref()
+            .unwrap_or("anonymise")
+        {
+            "anonymise" => MessageErasure::Anonymise,
+            "delete" => MessageErasure::Delete,
+            other => {
+                return Err(ConfigError::key(
+                    "storage.forget_messages",
+                    format!("expected \"delete\" or \"anonymise\", got {other:?}"),
+                ));
+            }
+        };
         let bus_capacity = raw.bus.capacity.unwrap_or(4_096);
         if bus_capacity == 0 {
             return Err(ConfigError::key(
@@ -228,6 +246,7 @@ impl Config {
             storage,
             batch_size,
             batch_interval_ms: raw.storage.batch_interval_ms.unwrap_or(100),
+            forget_messages,
             staff_roles: parse_ids("stats.staff_roles", &raw.stats.staff_roles)?,
             ignored_channels: parse_ids("stats.ignored_channels", &raw.stats.ignored_channels)?,
             include_bots: raw.stats.include_bots.unwrap_or(false),
@@ -355,6 +374,29 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "config key `discord.api_base`: expected a URL starting with http:// or https://, got \"discord.com\""
+        );
+    }
+
+    #[test]
+    fn forget_messages_defaults_to_anonymise_and_rejects_other_words() {
+        let config = Config::validate(RawConfig::default(), &Overrides::default()).unwrap();
+        assert_eq!(config.forget_messages, MessageErasure::Anonymise);
+        let raw = parse(
+            "[storage]\nforget_messages = \"delete\"\n",
+            Path::new("g.toml"),
+        )
+        .unwrap();
+        let config = Config::validate(raw, &Overrides::default()).unwrap();
+        assert_eq!(config.forget_messages, MessageErasure::Delete);
+        let raw = parse(
+            "[storage]\nforget_messages = \"shred\"\n",
+            Path::new("g.toml"),
+        )
+        .unwrap();
+        let err = Config::validate(raw, &Overrides::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config key `storage.forget_messages`: expected \"delete\" or \"anonymise\", got \"shred\""
         );
     }
 

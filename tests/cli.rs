@@ -348,6 +348,9 @@ fn migrate_creates_the_database() {
     );
     assert_eq!(
         String::from_utf8_lossy(&output.stdout).trim(),
-        format!("fresh.db: schema version {}", guildscope_store::SCHEMA_VERSION)
+        format!(
+            "fresh.db: schema version {}",
+            guildscope_store::SCHEMA_VERSION
+        )
     );
 }

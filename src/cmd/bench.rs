@@ -1,5 +1,10 @@
 //! `guildscope bench`: throughput measurements that print a table. The
-//! figures in BENCHMARKS.md come from here.
+//! figures in BENCHMARKS.md come from here. This file holds the gateway
+//! benchmark and the helpers the others share; `read` and `ingest` have a
+//! file each.
+
+pub mod ingest;
+pub mod read;
 
 use std::{
     process::ExitCode,
@@ -166,7 +171,7 @@ async fn raw_client(simulator: &Simulator, events: u64) -> anyhow::Result<Measur
 }
 
 /// User plus system CPU time of this process, from `/proc/self/stat`.
-fn process_cpu_time() -> anyhow::Result<Duration> {
+pub(crate) fn process_cpu_time() -> anyhow::Result<Duration> {
     let stat =
         std::fs::read_to_string("/proc/self/stat").context("while reading /proc/self/stat")?;
     // Fields after the command name (which may contain spaces) start at "state".
@@ -185,4 +190,16 @@ fn process_cpu_time() -> anyhow::Result<Duration> {
     let total = ticks(11)? + ticks(12)?;
     // Linux reports these in USER_HZ, which is 100 on every mainstream kernel.
     Ok(Duration::from_millis(total * 10))
+}
+
+/// Peak resident memory of this process (`VmHWM` from `/proc/self/status`).
+pub(crate) fn peak_rss_bytes() -> anyhow::Result<u64> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("while reading /proc/self/status")?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc/self/status")?;
+    Ok(kib * 1024)
 }

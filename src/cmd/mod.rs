@@ -1,8 +1,10 @@
 //! One file per subcommand, each a thin function over the crates, plus the
 //! wiring they share.
 
+mod backfill;
 mod bench;
 mod demo;
+mod forget_user;
 mod migrate;
 mod run;
 mod simulate;
@@ -26,8 +28,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Run(args) => run::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,
             Command::Demo(args) => demo::run(args).await,
-            Command::Migrate(args) => migrate::run(args),
+            // The store's clients block; keep them off the async workers.
+            Command::Migrate(args) => tokio::task::spawn_blocking(move || migrate::run(args))
+                .await
+                .context("while migrating")?,
+            Command::Backfill(args) => backfill::run(args).await,
+            // The store's clients block; keep them off the async workers.
+            Command::ForgetUser(args) => {
+                tokio::task::spawn_blocking(move || forget_user::run(args))
+                    .await
+                    .context("while forgetting a user")?
+            }
             Command::Bench(BenchCommand::Gateway(args)) => bench::gateway(args).await,
+            Command::Bench(BenchCommand::Read(args)) => bench::read::run(args).await,
+            Command::Bench(BenchCommand::Ingest(args)) => bench::ingest::run(args).await,
         }
     })
 }

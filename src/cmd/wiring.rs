@@ -35,12 +35,7 @@ pub async fn start(discord: &DiscordConfig, bot: BotConfig) -> anyhow::Result<Ru
     let Gateway { handle, events } = Gateway::start(discord, &rest)
         .await
         .context("while connecting to the gateway")?;
-    let latency_handle = handle.clone();
-    let bot = Bot::new(
-        bot,
-        rest,
-        Arc::new(move |shard| latency_handle.latency(shard)),
-    );
+    let bot = Bot::new(bot, rest, Arc::new(handle.clone()));
     let bot_stats = bot.stats();
     let gateway_stats = Arc::clone(handle.stats());
     let runtime = tokio::spawn(bot.run(events));

@@ -5,6 +5,14 @@
 //! configured otherwise; a thread message is stored with its parent channel
 //! and the thread; staff is derived from the configured staff roles every time
 //! a member is seen, so it stays current.
+//!
+//! Startup sync: every GUILD_CREATE reconciles the guild's channels set-wise
+//! (channels no longer there are flagged deleted) and its members (members no
+//! longer there are flagged as having left). A large guild's member list
+//! arrives in chunks after a member request the collector asks the runtime to
+//! send; the reconciliation happens once the last chunk of that request is in.
+//! A newer GUILD_CREATE for the same guild replaces a sync still under way, so
+//! two syncs of one guild never run at once.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -12,7 +20,8 @@ use std::{
 };
 
 use guildscope_model::{
-    ChannelId, ChannelInfo, ChannelKind, Event, GuildId, MemberInfo, RoleId, ThreadInfo,
+    ChannelId, ChannelInfo, ChannelKind, Event, GuildId, GuildSnapshot, MemberInfo, RoleId,
+    ThreadInfo, UserId,
 };
 use guildscope_store::{ChannelRow, MemberRow, MessageRow, Op, ThreadRow};
 
@@ -38,6 +47,23 @@ pub struct Collector {
     thread_parents: HashMap<ChannelId, Option<ChannelId>>,
     /// Channel id → category id, to apply ignored categories.
     categories: HashMap<ChannelId, ChannelId>,
+    /// Member syncs waiting for their chunks, by guild.
+    member_syncs: HashMap<GuildId, MemberSync>,
+    /// Member requests the runtime should send: guild and nonce.
+    member_requests: Vec<(GuildId, String)>,
+    /// Numbers member requests, so each has its own nonce.
+    requests_made: u64,
+}
+
+/// A large guild's member list being gathered from chunks.
+#[derive(Debug)]
+struct MemberSync {
+    /// The nonce of the request the chunks answer.
+    nonce: String,
+    /// Members seen so far.
+    present: Vec<UserId>,
+    /// Chunks seen so far.
+    chunks: u32,
 }
 
 fn now_ms() -> i64 {
@@ -113,6 +139,80 @@ impl Collector {
                 .is_some_and(|category| self.ignored.contains(category))
     }
 
+    /// Member requests (guild, nonce) the runtime should send on the
+    /// gateway, gathered while collecting.
+    pub fn take_member_requests(&mut self) -> Vec<(GuildId, String)> {
+        std::mem::take(&mut self.member_requests)
+    }
+
+    /// Starts the sync of a guild that just became available.
+    fn start_sync(&mut self, guild: &GuildSnapshot, out: &mut Vec<Op>) {
+        out.push(Op::SyncChannels {
+            guild_id: guild.id,
+            present: guild.channels.iter().map(|c| c.id).collect(),
+        });
+        if guild.large {
+            self.requests_made += 1;
+            let nonce = format!("sync-{}-{}", guild.id, self.requests_made);
+            tracing::info!(guild_id = %guild.id, members = guild.member_count, "member sync started");
+            self.member_requests.push((guild.id, nonce.clone()));
+            self.member_syncs.insert(
+                guild.id,
+                MemberSync {
+                    nonce,
+                    present: Vec::new(),
+                    chunks: 0,
+                },
+            );
+        } else {
+            self.member_syncs.remove(&guild.id);
+            out.push(Op::SyncMembers {
+                guild_id: guild.id,
+                present: guild.members.iter().map(|m| m.user_id).collect(),
+                at_ms: now_ms(),
+            });
+        }
+    }
+
+    /// Adds a chunk to the guild's sync if it answers the sync's request, and
+    /// reconciles once the last chunk is in.
+    fn sync_chunk(
+        &mut self,
+        guild_id: GuildId,
+        members: &[MemberInfo],
+        chunk_count: u32,
+        nonce: Option<&str>,
+        out: &mut Vec<Op>,
+    ) {
+        let Some(sync) = self.member_syncs.get_mut(&guild_id) else {
+            return;
+        };
+        if nonce != Some(sync.nonce.as_str()) {
+            return;
+        }
+        sync.present.extend(members.iter().map(|m| m.user_id));
+        sync.chunks += 1;
+        let step = (chunk_count / 10).max(1);
+        if sync.chunks % step == 0 || sync.chunks == chunk_count {
+            tracing::info!(
+                guild_id = %guild_id,
+                chunks = sync.chunks,
+                chunk_count,
+                members = sync.present.len(),
+                "member sync progress"
+            );
+        }
+        if sync.chunks >= chunk_count
+            && let Some(sync) = self.member_syncs.remove(&guild_id)
+        {
+            out.push(Op::SyncMembers {
+                guild_id,
+                present: sync.present,
+                at_ms: now_ms(),
+            });
+        }
+    }
+
     /// Appends the writes `event` calls for to `out`.
     pub fn collect(&mut self, event: &Event, out: &mut Vec<Op>) {
         match event {
@@ -131,6 +231,17 @@ impl Collector {
                 for member in &guild.members {
                     out.push(Op::UpsertMember(self.member_row(guild.id, member)));
                 }
+                self.start_sync(guild, out);
+            }
+            Event::GuildDelete {
+                guild_id,
+                unavailable: false,
+            } => {
+                self.member_syncs.remove(guild_id);
+                out.push(Op::GuildLeft {
+                    id: *guild_id,
+                    at_ms: now_ms(),
+                });
             }
             Event::GuildUpdate { guild_id, name } => {
                 out.push(Op::UpsertGuild {
@@ -139,11 +250,16 @@ impl Collector {
                 });
             }
             Event::MembersChunk {
-                guild_id, members, ..
+                guild_id,
+                members,
+                chunk_count,
+                nonce,
+                ..
             } => {
                 for member in members {
                     out.push(Op::UpsertMember(self.member_row(*guild_id, member)));
                 }
+                self.sync_chunk(*guild_id, members, *chunk_count, nonce.as_deref(), out);
             }
             Event::MemberAdd { guild_id, member } | Event::MemberUpdate { guild_id, member } => {
                 out.push(Op::UpsertMember(self.member_row(*guild_id, member)));

@@ -8,10 +8,10 @@ use std::{sync::Arc, time::Instant};
 use guildscope_discord::{InteractionReply, Rest};
 use guildscope_model::{Interaction, InteractionKind};
 
-use crate::stats::{BotStats, Outcome};
-
-/// Reads the gateway heartbeat latency of a shard.
-pub type LatencySource = Arc<dyn Fn(u32) -> Option<std::time::Duration> + Send + Sync>;
+use crate::{
+    GatewayControl,
+    stats::{BotStats, Outcome},
+};
 
 /// What a command handler may use.
 #[derive(Clone)]
@@ -20,8 +20,8 @@ pub struct CommandContext {
     pub rest: Rest,
     /// Counters.
     pub stats: Arc<BotStats>,
-    /// Gateway heartbeat latency per shard.
-    pub latency: LatencySource,
+    /// The gateway, for heartbeat latency.
+    pub gateway: Arc<dyn GatewayControl>,
 }
 
 impl std::fmt::Debug for CommandContext {
@@ -82,7 +82,9 @@ async fn run_command(ctx: &CommandContext, shard: u32, interaction: &Interaction
 }
 
 async fn ping(ctx: &CommandContext, shard: u32) -> InteractionReply {
-    let gateway = (ctx.latency)(shard)
+    let gateway = ctx
+        .gateway
+        .latency(shard)
         .map(|d| format!("{} ms", d.as_millis()))
         .unwrap_or_else(|| "not measured yet".to_owned());
     let rest = match ctx.rest.ping_rest().await {

@@ -9,15 +9,21 @@
 //! - [`collector`]: turns gateway events into idempotent store writes.
 //! - [`writer`]: batches those writes and commits them on a thread of its own.
 //! - [`commands`]: slash command handlers.
+//! - [`control`]: what the bot may ask of the gateway ([`GatewayControl`]).
+//! - [`backfill`]: fills in history missed while the bot was away, over REST.
 //! - [`stats`]: counters and latency histograms for progress and summaries.
 
+pub mod backfill;
 pub mod collector;
 pub mod commands;
+pub mod control;
 pub mod runtime;
 pub mod stats;
 pub mod writer;
 
+pub use backfill::{BackfillConfig, BackfillError, BackfillEvent, BackfillSummary, backfill};
 pub use collector::{Collector, CollectorConfig};
+pub use control::GatewayControl;
 pub use runtime::{Bot, BotConfig};
 pub use stats::{BotStats, LatencySummary, Snapshot};
 pub use writer::{StoreWriter, WriterConfig};

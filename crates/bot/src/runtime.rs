@@ -13,9 +13,9 @@ use tokio::{
 };
 
 use crate::{
-    BotStats, Collector, CollectorConfig, StoreWriter, WriterConfig,
+    BotStats, Collector, CollectorConfig, GatewayControl, StoreWriter, WriterConfig,
+    commands::{self, CommandContext},
     writer::Batch,
-    commands::{self, CommandContext, LatencySource},
 };
 
 /// How the bot behaves.
@@ -55,13 +55,14 @@ impl std::fmt::Debug for Bot {
 }
 
 impl Bot {
-    /// A bot answering through `rest`, reading gateway latency from `latency`.
-    pub fn new(config: BotConfig, rest: Rest, latency: LatencySource) -> Self {
+    /// A bot answering through `rest` and asking `gateway` for latency and
+    /// member lists.
+    pub fn new(config: BotConfig, rest: Rest, gateway: Arc<dyn GatewayControl>) -> Self {
         let stats = Arc::new(BotStats::default());
         let commands = CommandContext {
             rest,
             stats: Arc::clone(&stats),
-            latency,
+            gateway,
         };
         Self {
             config,
@@ -84,7 +85,7 @@ impl Bot {
             commands,
         } = self;
         let mut batcher = match &config.writer {
-            Some(writer) => Some(Batcher::start(writer, Arc::clone(&stats))?),
+            Some(writer) => Some(Batcher::start(writer, Arc::clone(&stats)).await?),
             None => None,
         };
         let mut collector = Collector::new(&config.collector);
@@ -129,6 +130,12 @@ impl Bot {
                 event => {
                     if let Some(batcher) = &mut batcher {
                         batcher.add(&mut collector, &event, received_at).await;
+                        for (guild, nonce) in collector.take_member_requests() {
+                            if let Err(error) = commands.gateway.request_members(guild, &nonce) {
+                                stats.error("member_request");
+                                tracing::warn!(%error, guild_id = %guild, "member sync request failed");
+                            }
+                        }
                     }
                 }
             }
@@ -137,7 +144,7 @@ impl Bot {
 
         while running.join_next().await.is_some() {}
         if let Some(mut batcher) = batcher {
-            batcher.flush().await;
+            batcher.drain().await;
             batcher.writer.finish().await;
         }
         Ok(())
@@ -151,22 +158,29 @@ struct Batcher {
     batch: Batch,
     size: usize,
     interval: Duration,
+    max_pending: usize,
     /// When the pending batch must be committed, if it holds anything.
     deadline: Option<Instant>,
 }
 
 impl Batcher {
-    fn start(config: &WriterConfig, stats: Arc<BotStats>) -> Result<Self, StoreError> {
+    async fn start(config: &WriterConfig, stats: Arc<BotStats>) -> Result<Self, StoreError> {
         Ok(Self {
-            writer: StoreWriter::start(config, stats)?,
+            writer: StoreWriter::start(config, stats).await?,
             batch: Batch::default(),
             size: config.batch_size.max(1),
             interval: config.batch_interval,
+            max_pending: config.max_pending.max(config.batch_size),
             deadline: None,
         })
     }
 
-    async fn add(&mut self, collector: &mut Collector, event: &Event, received_at: std::time::Instant) {
+    async fn add(
+        &mut self,
+        collector: &mut Collector,
+        event: &Event,
+        received_at: std::time::Instant,
+    ) {
         let before = self.batch.ops.len();
         collector.collect(event, &mut self.batch.ops);
         if self.batch.ops.len() == before {
@@ -181,7 +195,27 @@ impl Batcher {
         }
     }
 
+    /// Hands the pending writes to the writer. While the writer is behind
+    /// they stay pending (and keep growing) so the event loop goes on, until
+    /// `max_pending` is reached; then the loop waits for the writer, which
+    /// backs the event bus and the gateway up.
     async fn flush(&mut self) {
+        self.deadline = None;
+        if self.batch.ops.is_empty() {
+            return;
+        }
+        match self.writer.try_send(std::mem::take(&mut self.batch)) {
+            Ok(()) => {}
+            Err(batch) if batch.ops.len() >= self.max_pending => self.writer.send(batch).await,
+            Err(batch) => {
+                self.batch = batch;
+                self.deadline = Some(Instant::now() + self.interval);
+            }
+        }
+    }
+
+    /// Hands everything to the writer, waiting as long as it takes.
+    async fn drain(&mut self) {
         self.deadline = None;
         if !self.batch.ops.is_empty() {
             self.writer.send(std::mem::take(&mut self.batch)).await;

@@ -21,8 +21,12 @@ pub struct WriterConfig {
     pub batch_size: usize,
     /// Longest time an op waits before its batch is committed.
     pub batch_interval: Duration,
-    /// Batches that may wait for the writer before the collector blocks.
+    /// Batches that may wait for the writer.
     pub queue_batches: usize,
+    /// Writes held in memory while the writer is behind (a slow or absent
+    /// database) before event handling waits for it. Commands keep being
+    /// answered until then.
+    pub max_pending: usize,
 }
 
 impl WriterConfig {
@@ -33,6 +37,7 @@ impl WriterConfig {
             batch_size: 2_000,
             batch_interval: Duration::from_millis(100),
             queue_batches: 8,
+            max_pending: 1_000_000,
         }
     }
 }
@@ -55,13 +60,28 @@ pub struct StoreWriter {
 }
 
 impl StoreWriter {
-    /// Opens the database (applying migrations) and starts the writer thread.
-    pub fn start(config: &WriterConfig, stats: Arc<BotStats>) -> Result<Self, StoreError> {
-        let mut store = Store::open(&config.location)?;
+    /// Starts the writer thread, which opens the database (applying
+    /// migrations); returns once the database is open.
+    ///
+    /// The database is opened on the writer thread because the PostgreSQL
+    /// client blocks, which must not happen on the async runtime.
+    pub async fn start(config: &WriterConfig, stats: Arc<BotStats>) -> Result<Self, StoreError> {
         let (tx, mut rx) = mpsc::channel::<Batch>(config.queue_batches.max(1));
+        let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
+        let location = config.location.clone();
         let thread = thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
+                let mut store = match Store::open(&location) {
+                    Ok(store) => {
+                        let _ = opened_tx.send(Ok(()));
+                        store
+                    }
+                    Err(error) => {
+                        let _ = opened_tx.send(Err(error));
+                        return;
+                    }
+                };
                 while let Some(batch) = rx.blocking_recv() {
                     commit_with_retry(&mut store, &batch.ops, &stats);
                     if let Some(oldest) = batch.oldest {
@@ -75,7 +95,25 @@ impl StoreWriter {
                 step: "while starting the writer thread".into(),
                 source: Box::new(e),
             })?;
-        Ok(Self { tx, thread })
+        match opened_rx.await {
+            Ok(Ok(())) => Ok(Self { tx, thread }),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(StoreError {
+                kind: StoreErrorKind::Open,
+                database: config.location.to_string(),
+                step: "while opening the database".into(),
+                source: "the writer thread stopped".into(),
+            }),
+        }
+    }
+
+    /// Queues a batch if the writer has room; hands it back otherwise.
+    pub fn try_send(&self, batch: Batch) -> Result<(), Batch> {
+        self.tx.try_send(batch).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(batch) | mpsc::error::TrySendError::Closed(batch) => {
+                batch
+            }
+        })
     }
 
     /// Queues a batch, waiting while the writer is behind.
@@ -93,6 +131,10 @@ impl StoreWriter {
     }
 }
 
+/// The longest wait between two tries of a failed batch: short, so a
+/// database that comes back is written to within seconds.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
 fn commit_with_retry(store: &mut Store, batch: &[Op], stats: &BotStats) {
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -105,7 +147,7 @@ fn commit_with_retry(store: &mut Store, batch: &[Op], stats: &BotStats) {
                 stats.error("store_write");
                 tracing::warn!(%error, ops = batch.len(), retry_in_ms = backoff.as_millis() as u64, "store batch failed; keeping it and retrying");
                 thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }

@@ -64,6 +64,8 @@ pub enum Event {
         chunk_index: u32,
         /// How many chunks answer the request.
         chunk_count: u32,
+        /// The nonce of the request this chunk answers, if it had one.
+        nonce: Option<String>,
     },
     /// A message was posted.
     MessageCreate(MessageMeta),

@@ -32,6 +32,8 @@ pub(crate) fn record_message(
     let Some(guild) = world.guilds.get_mut(g) else {
         return;
     };
+    let mut message = message;
+    message.dispatched = dispatched;
     if let Some(channel) = guild.channel_mut(channel_id) {
         channel.last_message_id = Some(message.id);
         if let Some(thread) = channel.thread.as_mut() {
@@ -143,7 +145,12 @@ pub(crate) fn message_delete(
     let Some(guild) = world.guilds.get_mut(g) else {
         return false;
     };
+    let mut known = 0;
     if let Some(history) = guild.history.get_mut(&channel_id) {
+        known = history
+            .iter()
+            .filter(|m| m.dispatched && ids.contains(&m.id))
+            .count() as u64;
         history.retain(|m| !ids.contains(&m.id));
     }
     let guild_id = guild.id;
@@ -168,6 +175,7 @@ pub(crate) fn message_delete(
     };
     if dispatched {
         guild.counters.messages_deleted += ids.len() as u64;
+        guild.counters.dispatched_messages_deleted += known;
     }
     dispatched
 }

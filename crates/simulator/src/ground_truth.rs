@@ -38,6 +38,10 @@ pub struct GuildTruth {
     pub messages_created: u64,
     /// Messages deleted (MESSAGE_DELETE, plus each id of MESSAGE_DELETE_BULK).
     pub messages_deleted: u64,
+    /// Of `messages_deleted`, those whose MESSAGE_CREATE had been dispatched
+    /// (the rest were history from before any bot connected): what a bot
+    /// that stored every message it saw has flagged deleted.
+    pub dispatched_messages_deleted: u64,
     /// MESSAGE_UPDATE dispatched.
     pub messages_edited: u64,
     /// Members now (including the bot).
@@ -65,6 +69,7 @@ pub(crate) fn snapshot(shared: &Shared) -> GroundTruth {
                 let truth = GuildTruth {
                     messages_created: c.messages_created,
                     messages_deleted: c.messages_deleted,
+                    dispatched_messages_deleted: c.dispatched_messages_deleted,
                     messages_edited: c.messages_edited,
                     members_in_guild: g.members.len() as u64,
                     channels: g.channels.len() as u64,

@@ -340,6 +340,7 @@ impl Generator {
             body: MessageBody::Generated,
             webhook_id: None,
             flags: 0,
+            dispatched: false,
         };
         emit::record_message(world, g, channel_id, stored, dispatched);
         dispatched

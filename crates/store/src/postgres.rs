@@ -13,11 +13,11 @@ use crate::{
 
 /// A statistics database in PostgreSQL.
 pub struct PostgresStore {
-    client: Client,
+    pub(crate) client: Client,
     /// The full URL, to reconnect after the server went away.
     url: guildscope_model::Secret,
     /// The URL without its password, for errors.
-    name: String,
+    pub(crate) name: String,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -257,6 +257,48 @@ fn apply_run(
                 &[&ids, &names],
             )?;
             counts.guilds += n;
+        }
+        Op::GuildLeft { .. } => {
+            for op in run {
+                if let Op::GuildLeft { id, at_ms } = op {
+                    tx.execute(
+                        "UPDATE guilds SET left_at = to_timestamp($2::int8 / 1000.0) WHERE id = $1",
+                        &[&sql_id(*id), at_ms],
+                    )?;
+                }
+            }
+            counts.guilds += n;
+        }
+        Op::SyncChannels { .. } => {
+            for op in run {
+                if let Op::SyncChannels { guild_id, present } = op {
+                    let ids: Vec<i64> = present.iter().map(|id| sql_id(*id)).collect();
+                    counts.channels += tx.execute(
+                        "UPDATE channels c SET is_deleted = true
+                         WHERE c.guild_id = $1 AND NOT c.is_deleted
+                           AND NOT EXISTS (SELECT 1 FROM UNNEST($2::int8[]) AS p(id) WHERE p.id = c.id)",
+                        &[&sql_id(*guild_id), &ids],
+                    )?;
+                }
+            }
+        }
+        Op::SyncMembers { .. } => {
+            for op in run {
+                if let Op::SyncMembers {
+                    guild_id,
+                    present,
+                    at_ms,
+                } = op
+                {
+                    let ids: Vec<i64> = present.iter().map(|id| sql_id(*id)).collect();
+                    counts.members += tx.execute(
+                        "UPDATE members m SET in_guild = false, left_at = to_timestamp($3::int8 / 1000.0)
+                         WHERE m.guild_id = $1 AND m.in_guild
+                           AND NOT EXISTS (SELECT 1 FROM UNNEST($2::int8[]) AS p(id) WHERE p.id = m.user_id)",
+                        &[&sql_id(*guild_id), &ids, at_ms],
+                    )?;
+                }
+            }
         }
         Op::UpsertChannel(_) => {
             let rows = last_per_key(run.iter().filter_map(|op| match op {

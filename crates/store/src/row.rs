@@ -86,12 +86,27 @@ pub enum Op {
         /// Its name.
         name: String,
     },
+    /// The bot left the guild (or was removed) at the given time (Unix ms).
+    GuildLeft {
+        /// The guild.
+        id: GuildId,
+        /// When.
+        at_ms: i64,
+    },
     /// A channel exists with these attributes.
     UpsertChannel(ChannelRow),
     /// A channel was deleted (the row is kept, flagged).
     DeleteChannel {
         /// The channel.
         id: ChannelId,
+    },
+    /// These are all of the guild's channels and categories now: any other
+    /// channel of the guild is flagged deleted. Set-wise, one statement.
+    SyncChannels {
+        /// The guild.
+        guild_id: GuildId,
+        /// Every channel and category present.
+        present: Vec<ChannelId>,
     },
     /// A thread exists with these attributes.
     UpsertThread(ThreadRow),
@@ -102,6 +117,16 @@ pub enum Op {
     },
     /// A member is in the guild with these attributes.
     UpsertMember(MemberRow),
+    /// These are all of the guild's members now: any other member still
+    /// flagged in the guild left at `at_ms`. Set-wise, one statement.
+    SyncMembers {
+        /// The guild.
+        guild_id: GuildId,
+        /// Every member present.
+        present: Vec<UserId>,
+        /// When the list was taken (Unix ms).
+        at_ms: i64,
+    },
     /// A member left the guild at the given time (Unix ms).
     MemberLeft {
         /// The guild.

@@ -14,10 +14,10 @@ use crate::{
 
 /// A statistics database in one SQLite file.
 pub struct SqliteStore {
-    conn: Connection,
+    pub(crate) conn: Connection,
     path: PathBuf,
     /// `path` as shown in errors.
-    name: String,
+    pub(crate) name: String,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -209,6 +209,22 @@ impl SqliteStore {
     }
 }
 
+/// Loads the ids of a set-wise sync into a temporary table, replacing the
+/// previous set.
+fn fill_sync_ids(
+    tx: &rusqlite::Transaction<'_>,
+    ids: impl Iterator<Item = i64>,
+) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS sync_ids (id INTEGER PRIMARY KEY); DELETE FROM temp.sync_ids;",
+    )?;
+    let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO temp.sync_ids (id) VALUES (?1)")?;
+    for id in ids {
+        insert.execute([id])?;
+    }
+    Ok(())
+}
+
 fn upsert_member(tx: &rusqlite::Transaction<'_>, m: &MemberRow) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO users (id, name, is_bot) VALUES (?1, ?2, ?3)
@@ -255,6 +271,33 @@ fn apply_op(
             )?
             .execute(params![sql_id(*id), name])?;
             counts.guilds += 1;
+        }
+        Op::GuildLeft { id, at_ms } => {
+            tx.prepare_cached("UPDATE guilds SET left_at = ?2 WHERE id = ?1")?
+                .execute(params![sql_id(*id), at_ms])?;
+            counts.guilds += 1;
+        }
+        Op::SyncChannels { guild_id, present } => {
+            fill_sync_ids(tx, present.iter().map(|id| sql_id(*id)))?;
+            counts.channels += tx
+                .prepare_cached(
+                    "UPDATE channels SET is_deleted = 1
+                     WHERE guild_id = ?1 AND is_deleted = 0 AND id NOT IN (SELECT id FROM temp.sync_ids)",
+                )?
+                .execute([sql_id(*guild_id)])? as u64;
+        }
+        Op::SyncMembers {
+            guild_id,
+            present,
+            at_ms,
+        } => {
+            fill_sync_ids(tx, present.iter().map(|id| sql_id(*id)))?;
+            counts.members += tx
+                .prepare_cached(
+                    "UPDATE members SET in_guild = 0, left_at = ?2
+                     WHERE guild_id = ?1 AND in_guild = 1 AND user_id NOT IN (SELECT id FROM temp.sync_ids)",
+                )?
+                .execute(params![sql_id(*guild_id), at_ms])? as u64;
         }
         Op::UpsertChannel(c) => {
             tx.prepare_cached(

@@ -10,87 +10,13 @@
 // Test helpers fail by panicking, with the error in the message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
+mod common;
 
+use common::each_backend;
 use guildscope_model::{ChannelId, ChannelKind, GuildId, MessageId, UserId};
 use guildscope_store::{
-    ChannelRow, Location, MemberRow, MessageRow, Op, SCHEMA_VERSION, Store, StoreErrorKind,
+    ChannelRow, MemberRow, MessageRow, Op, SCHEMA_VERSION, Store, StoreErrorKind,
 };
-
-/// A database for one test, removed afterwards.
-struct Db {
-    name: &'static str,
-    location: Location,
-    _dir: Option<tempfile::TempDir>,
-    drop_pg: Option<(String, String)>,
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Some((admin, db)) = &self.drop_pg
-            && let Ok(mut client) = postgres::Client::connect(admin, postgres::NoTls)
-        {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
-        }
-    }
-}
-
-impl Db {
-    fn open(&self) -> Store {
-        Store::open(&self.location).unwrap_or_else(|e| panic!("{}: {e}", self.name))
-    }
-}
-
-fn sqlite() -> Db {
-    let dir = tempfile::tempdir().unwrap();
-    let location = Location::Sqlite(dir.path().join("stats.db"));
-    Db {
-        name: "sqlite",
-        location,
-        _dir: Some(dir),
-        drop_pg: None,
-    }
-}
-
-fn postgres() -> Option<Db> {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let admin = std::env::var("GUILDSCOPE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut client = match postgres::Client::connect(&admin, postgres::NoTls) {
-        Ok(client) => client,
-        Err(e) if std::env::var_os("CI").is_some() => {
-            panic!("PostgreSQL is required in CI and unreachable at {admin}: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping the PostgreSQL half: {admin} is unreachable ({e})");
-            return None;
-        }
-    };
-    let db = format!(
-        "guildscope_test_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    client
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .unwrap();
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    let url = format!("{base}/{db}");
-    Some(Db {
-        name: "postgres",
-        location: Location::parse(&url),
-        _dir: None,
-        drop_pg: Some((admin, db)),
-    })
-}
-
-/// Runs `check` against every reachable back end.
-fn each_backend(check: impl Fn(&Db)) {
-    check(&sqlite());
-    if let Some(db) = postgres() {
-        check(&db);
-    }
-}
 
 fn message(id: u64, channel: u64) -> Op {
     Op::InsertMessage(MessageRow {
@@ -343,6 +269,103 @@ fn text_views_present_ids_as_strings() {
                 .count("SELECT COUNT(*) FROM messages_text WHERE id = '1152921504606846976'")
                 .unwrap(),
             1,
+            "{}",
+            db.name
+        );
+    });
+}
+
+fn channel(id: u64) -> Op {
+    Op::UpsertChannel(ChannelRow {
+        id: ChannelId::new(id),
+        guild_id: GuildId::new(1),
+        name: format!("channel-{id}"),
+        kind: ChannelKind::Text,
+        category_id: None,
+    })
+}
+
+#[test]
+fn a_channel_sync_flags_exactly_the_missing_channels_deleted() {
+    each_backend(|db| {
+        let mut store = db.open();
+        store.apply(&[channel(1), channel(2), channel(3)]).unwrap();
+        let present = vec![ChannelId::new(1), ChannelId::new(3), ChannelId::new(4)];
+        let counts = store
+            .apply(&[Op::SyncChannels {
+                guild_id: GuildId::new(1),
+                present: present.clone(),
+            }])
+            .unwrap();
+        assert_eq!(counts.channels, 1, "{}", db.name);
+        assert_eq!(
+            store
+                .count("SELECT COUNT(*) FROM channels WHERE is_deleted")
+                .unwrap(),
+            1,
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store
+                .count("SELECT COUNT(*) FROM channels WHERE is_deleted AND id = 2")
+                .unwrap(),
+            1,
+            "{}",
+            db.name
+        );
+        // Idempotent: the same sync again changes nothing.
+        let again = store
+            .apply(&[Op::SyncChannels {
+                guild_id: GuildId::new(1),
+                present,
+            }])
+            .unwrap();
+        assert_eq!(again.channels, 0, "{}", db.name);
+    });
+}
+
+#[test]
+fn a_member_sync_marks_everyone_not_present_as_left() {
+    each_backend(|db| {
+        let mut store = db.open();
+        let mut batch: Vec<Op> = (1..=1_000).map(|user| member(user, 1_000)).collect();
+        // Another guild's member is never touched by this guild's sync.
+        batch.push(Op::UpsertMember(MemberRow {
+            guild_id: GuildId::new(2),
+            user_id: UserId::new(5_000),
+            name: "elsewhere".into(),
+            is_bot: false,
+            is_staff: false,
+            pending: false,
+            joined_at_ms: Some(1_000),
+        }));
+        store.apply(&batch).unwrap();
+        let present: Vec<UserId> = (1..=1_000)
+            .filter(|u| u % 10 != 0)
+            .map(UserId::new)
+            .collect();
+        let counts = store
+            .apply(&[Op::SyncMembers {
+                guild_id: GuildId::new(1),
+                present,
+                at_ms: 9_000,
+            }])
+            .unwrap();
+        assert_eq!(counts.members, 100, "{}", db.name);
+        assert_eq!(
+            store
+                .count("SELECT COUNT(*) FROM members WHERE in_guild")
+                .unwrap(),
+            901,
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store
+                .count("SELECT COUNT(*) FROM members WHERE NOT in_guild AND left_at IS NOT NULL")
+                .unwrap(),
+            100,
             "{}",
             db.name
         );

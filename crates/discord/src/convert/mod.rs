@@ -240,6 +240,7 @@ fn dispatch(name: &'static str, text: &str) -> Result<Event, Option<serde_json::
                     .collect(),
                 chunk_index: chunk.chunk_index,
                 chunk_count: chunk.chunk_count,
+                nonce: chunk.nonce,
             }
         }
         "GUILD_MEMBER_ADD" | "GUILD_MEMBER_UPDATE" => {

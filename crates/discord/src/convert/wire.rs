@@ -480,6 +480,9 @@ pub(crate) struct MembersChunk {
     pub(crate) chunk_index: u32,
     /// How many chunks answer the request.
     pub(crate) chunk_count: u32,
+    /// The request's nonce, echoed back.
+    #[serde(default)]
+    pub(crate) nonce: Option<String>,
 }
 
 /// Unix milliseconds of an ISO 8601 timestamp, or `None` if it does not parse.

@@ -312,8 +312,9 @@ impl GatewayHandle {
 
     /// Asks for a guild's whole member list (op 8), answered with
     /// GUILD_MEMBERS_CHUNK events on the bus. Sent once the owning shard has
-    /// a session.
-    pub fn request_members(&self, guild: GuildId) -> Result<(), GatewayError> {
+    /// a session. The chunks carry `nonce`, so a caller can tell the answer
+    /// to its own request from others.
+    pub fn request_members(&self, guild: GuildId, nonce: &str) -> Result<(), GatewayError> {
         let shard = self.shard_for(guild);
         let stopped = GatewayError::ShardStopped { shard };
         let guild_id = Id::new_checked(guild.get()).ok_or(GatewayError::InvalidConfig {
@@ -325,7 +326,11 @@ impl GatewayHandle {
             .and_then(|index| self.inner.senders.get(index))
             .ok_or(GatewayError::ShardStopped { shard })?;
         sender
-            .command(&RequestGuildMembers::builder(guild_id).query("", None))
+            .command(
+                &RequestGuildMembers::builder(guild_id)
+                    .nonce(nonce)
+                    .query("", None),
+            )
             .map_err(|_| stopped)
     }
 

@@ -8,6 +8,7 @@
 
 mod command;
 mod error;
+mod guild;
 
 use std::{
     fmt,

@@ -293,12 +293,19 @@ async fn member_request_is_answered_with_chunks_covering_the_guild() {
     bot.wait_ready().await;
     let guild = &bot.sim.community().guilds[0];
     let id = GuildId::new(guild.id);
-    bot.gateway.request_members(id).expect("request queued");
+    bot.gateway
+        .request_members(id, "members-test")
+        .expect("request queued");
     let expected = usize::try_from(guild.member_count).unwrap_or(usize::MAX);
     eventually("every member in chunks", || {
         bot.seen().chunk_members.get(&id) == Some(&expected)
     })
     .await;
+    let nonces = bot.seen().chunk_nonces.clone();
+    assert!(
+        nonces.iter().all(|n| n.as_deref() == Some("members-test")),
+        "every chunk echoes the request's nonce: {nonces:?}"
+    );
     bot.shutdown().await;
 }
 

@@ -26,6 +26,8 @@ pub struct Seen {
     pub interactions: Vec<Interaction>,
     /// Members received in GUILD_MEMBERS_CHUNK, per guild.
     pub chunk_members: HashMap<GuildId, usize>,
+    /// The nonces chunks carried, in arrival order.
+    pub chunk_nonces: Vec<Option<String>>,
     /// Names of `Event::Other` dispatches.
     pub other_names: Vec<&'static str>,
 }
@@ -45,8 +47,14 @@ impl Seen {
             }
             Event::Interaction(interaction) => self.interactions.push(*interaction),
             Event::MembersChunk {
-                guild_id, members, ..
-            } => *self.chunk_members.entry(guild_id).or_default() += members.len(),
+                guild_id,
+                members,
+                nonce,
+                ..
+            } => {
+                *self.chunk_members.entry(guild_id).or_default() += members.len();
+                self.chunk_nonces.push(nonce);
+            }
             Event::Other => self.other_names.push(envelope.name),
             _ => {}
         }

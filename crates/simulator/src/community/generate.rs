@@ -497,6 +497,7 @@ fn generate_guild(
                     body: MessageBody::Generated,
                     webhook_id: None,
                     flags: 0,
+                    dispatched: false,
                 });
             }
             let last = history.back().map(|m| m.id);

@@ -60,6 +60,7 @@ pub(crate) struct UserRecord {
 pub(crate) struct GuildCounters {
     pub(crate) messages_created: u64,
     pub(crate) messages_deleted: u64,
+    pub(crate) dispatched_messages_deleted: u64,
     pub(crate) messages_edited: u64,
     pub(crate) joins: u64,
     pub(crate) leaves: u64,
@@ -173,6 +174,9 @@ pub(crate) struct StoredMessage {
     /// Interaction response messages carry the application as webhook.
     pub(crate) webhook_id: Option<u64>,
     pub(crate) flags: u64,
+    /// Whether its MESSAGE_CREATE reached a session (history generated at
+    /// start was never dispatched).
+    pub(crate) dispatched: bool,
 }
 
 impl World {

@@ -239,6 +239,7 @@ impl MessageTemplate {
             body: crate::community::MessageBody::Posted(SENTINEL_CONTENT.into()),
             webhook_id: None,
             flags: 0,
+            dispatched: false,
         };
         let kind = g.channel(channel_id).map(|c| wire::channel_type(c.kind));
         let mut message = wire::message(

@@ -144,6 +144,7 @@ pub(crate) async fn create_message(
         body: MessageBody::Posted(content.into()),
         webhook_id: None,
         flags: body["flags"].as_u64().unwrap_or(0) & 0x1004,
+        dispatched: false,
     };
     let mut message = emit::message_json(&world, g, channel_id, &stored, false)
         .ok_or(ApiError::UNKNOWN_CHANNEL)?;

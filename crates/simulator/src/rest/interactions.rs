@@ -63,6 +63,7 @@ fn webhook_message(
         body: MessageBody::Posted(data["content"].as_str().unwrap_or("").into()),
         webhook_id: Some(world.bot.application_id),
         flags,
+        dispatched: false,
     };
     let id = stored.id;
     let channel_id = entry.record.channel_id;
