@@ -68,6 +68,7 @@ impl Latency {
 pub struct BotStats {
     events: Mutex<BTreeMap<&'static str, u64>>,
     events_total: AtomicU64,
+    member_syncs: AtomicU64,
     commands_ok: AtomicU64,
     commands_user_error: AtomicU64,
     commands_failed: AtomicU64,
@@ -91,6 +92,7 @@ impl Default for BotStats {
         Self {
             events: Mutex::default(),
             events_total: AtomicU64::new(0),
+            member_syncs: AtomicU64::new(0),
             commands_ok: AtomicU64::new(0),
             commands_user_error: AtomicU64::new(0),
             commands_failed: AtomicU64::new(0),
@@ -189,6 +191,16 @@ impl BotStats {
         if let Ok(mut rows) = self.rows.lock() {
             rows.add(counts);
         }
+    }
+
+    /// Counts member lists reconciled and committed.
+    pub fn member_syncs_committed(&self, syncs: u64) {
+        self.member_syncs.fetch_add(syncs, Ordering::Relaxed);
+    }
+
+    /// Member lists (one per guild sync) reconciled and committed so far.
+    pub fn member_syncs(&self) -> u64 {
+        self.member_syncs.load(Ordering::Relaxed)
     }
 
     /// Events handled so far.

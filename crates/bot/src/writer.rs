@@ -84,6 +84,12 @@ impl StoreWriter {
                 };
                 while let Some(batch) = rx.blocking_recv() {
                     commit_with_retry(&mut store, &batch.ops, &stats);
+                    let syncs = batch
+                        .ops
+                        .iter()
+                        .filter(|op| matches!(op, Op::SyncMembers { .. }))
+                        .count();
+                    stats.member_syncs_committed(syncs as u64);
                     if let Some(oldest) = batch.oldest {
                         stats.batch_committed(oldest.elapsed());
                     }
