@@ -11,8 +11,7 @@
 use std::{collections::BTreeMap, process::Command};
 
 use guildscope_bot::{
-    BackfillConfig, BackfillEvent, BackfillSummary, backfill,
-    backfill::window_between,
+    BackfillConfig, BackfillEvent, BackfillSummary, backfill, backfill::window_between,
 };
 use guildscope_discord::{DiscordConfig, Rest};
 use guildscope_model::{ChannelId, GuildId, Secret};

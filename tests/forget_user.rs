@@ -20,7 +20,11 @@ fn guildscope(dir: &Path) -> Command {
 
 /// Runs the command; returns stdout, or panics with stderr.
 fn forget(dir: &Path, args: &[&str]) -> String {
-    let output = guildscope(dir).arg("forget-user").args(args).output().unwrap();
+    let output = guildscope(dir)
+        .arg("forget-user")
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "{}",

@@ -38,8 +38,8 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     let location = config.storage.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&location))
         .await
-        .context("while opening the database")?
-        .with_context(|| format!("while opening {}", config.storage))?;
+        .context("while waiting for the database to open")?
+        .context("while opening the database")?;
     let rest = Rest::new(&DiscordConfig {
         api_base: config.api_base.clone(),
         ..DiscordConfig::new(token)

@@ -24,8 +24,7 @@ pub fn run(args: ForgetUserArgs) -> anyhow::Result<ExitCode> {
         Some(ForgetMessages::Anonymise) => MessageErasure::Anonymise,
         None => config.forget_messages,
     };
-    let mut store = Store::open(&config.storage)
-        .with_context(|| format!("while opening {}", config.storage))?;
+    let mut store = Store::open(&config.storage).context("while opening the database")?;
     let erasure = store
         .forget_user(args.user, messages)
         .with_context(|| format!("while forgetting user {}", args.user))?;

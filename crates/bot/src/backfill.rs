@@ -306,6 +306,18 @@ impl Blocking {
     }
 }
 
+impl Drop for Blocking {
+    /// PostgreSQL's client closes its connection by blocking, which it
+    /// refuses to do on an async worker; close it on a blocking thread.
+    fn drop(&mut self) {
+        if let Some(store) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            drop(runtime.spawn_blocking(move || drop(store)));
+        }
+    }
+}
+
 /// How one channel ended.
 enum Outcome {
     Done,
@@ -412,9 +424,12 @@ async fn list_channels(rest: &Rest, guild: GuildId) -> Result<Vec<Op>, RestError
     let channels = rest.guild_channels(guild).await?;
     let threads = rest.active_threads(guild).await?;
     Ok(std::iter::once(Op::UpsertGuild { id: guild, name })
-        .chain(channels.iter()
-        .filter(|c| !matches!(c.kind, ChannelKind::Private | ChannelKind::Thread))
-        .map(|c| channel_op(guild, c)))
+        .chain(
+            channels
+                .iter()
+                .filter(|c| !matches!(c.kind, ChannelKind::Private | ChannelKind::Thread))
+                .map(|c| channel_op(guild, c)),
+        )
         .chain(threads.iter().map(thread_op))
         .collect())
 }

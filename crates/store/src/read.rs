@@ -722,11 +722,16 @@ fn seed_postgres_messages(
         from = to + 1;
     }
     // Index-only scans need the visibility map; a fresh bulk load has none yet.
-    s.client
-        .batch_execute(
-            "VACUUM ANALYZE messages; VACUUM ANALYZE members; SET synchronous_commit = on",
-        )
-        .map_err(err)
+    // VACUUM refuses to run in the implicit transaction of a multi-statement
+    // batch, so one statement at a time.
+    for sql in [
+        "VACUUM ANALYZE messages",
+        "VACUUM ANALYZE members",
+        "SET synchronous_commit = on",
+    ] {
+        s.client.batch_execute(sql).map_err(err)?;
+    }
+    Ok(())
 }
 
 /// What [`create_postgres_database`] does when the database exists.

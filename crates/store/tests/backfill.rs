@@ -31,7 +31,7 @@ fn thread(id: u64, parent: u64) -> Op {
         guild_id: GUILD,
         parent_id: Some(ChannelId::new(parent)),
         name: format!("t{id}"),
-        archived: id % 2 == 0,
+        archived: id.is_multiple_of(2),
         locked: false,
         created_at_ms: Some(1_700_000_000_000),
     })
