@@ -27,6 +27,10 @@ pub struct DiscordConfig {
     pub intents: GatewayIntents,
     /// Capacity of the event bus; shards wait when it is full.
     pub bus_capacity: usize,
+    /// When set, each message's content is hashed with this key (HMAC-SHA256)
+    /// into `MessageMeta::keyed_hash`; the content itself is still dropped.
+    /// Off by default. Needs the `message_content` intent to see content.
+    pub content_key: Option<crate::ContentKey>,
 }
 
 impl DiscordConfig {
@@ -45,6 +49,7 @@ impl DiscordConfig {
             large_threshold: 250,
             intents: GatewayIntents::default(),
             bus_capacity: Self::DEFAULT_BUS_CAPACITY,
+            content_key: None,
         }
     }
 

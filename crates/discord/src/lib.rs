@@ -3,7 +3,7 @@
 //! It connects the shards, wraps the REST client, and turns wire events into
 //! `guildscope_model` types, so every other crate sees Discord only through
 //! those types. Message content is never read into anything this crate
-//! returns.
+//! returns; at most its keyed hash is, when an operator configures a key.
 //!
 //! # Layout
 //!
@@ -16,6 +16,8 @@
 //! - [`rest`]: [`Rest`], domain-level REST calls (interaction answers, roles,
 //!   channel history, command registration) with [`RestError`]; twilight's
 //!   rate limiter honours Discord's headers and 429s.
+//! - [`content_key`]: [`ContentKey`], the HMAC-SHA256 key for the optional
+//!   keyed hash of message content (the only thing ever derived from it).
 //! - `convert` (private): decoding of gateway frames into domain events, with
 //!   lean serde mirrors of the payloads.
 //!
@@ -23,11 +25,13 @@
 //! API, and this crate knows nothing about storage.
 
 pub mod config;
+pub mod content_key;
 mod convert;
 pub mod gateway;
 pub mod rest;
 
 pub use config::{DiscordConfig, GatewayIntents, install_crypto_provider};
+pub use content_key::ContentKey;
 pub use gateway::{Gateway, GatewayError, GatewayHandle, GatewayStats, UNKNOWN_DISPATCH};
 pub use rest::{
     Choice, ChoiceValue, CommandScope, CommandSpec, GatewayInfo, InteractionReply, OptionKind,

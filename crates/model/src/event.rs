@@ -213,6 +213,9 @@ pub struct MessageMeta {
     pub is_webhook: bool,
     /// When it was posted (Unix ms).
     pub created_at_ms: i64,
+    /// HMAC-SHA256 of the content under the operator's key, when keyed
+    /// hashing is configured; never the content, never a plain hash.
+    pub keyed_hash: Option<[u8; 32]>,
 }
 
 /// A guild as received in GUILD_CREATE.

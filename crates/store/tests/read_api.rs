@@ -401,3 +401,32 @@ fn replaying_the_data_changes_no_answer() {
         assert_eq!(store.stored_messages().unwrap(), 9, "{}", db.name);
     });
 }
+
+#[test]
+fn the_synthetic_community_is_seeded_once() {
+    each_backend(|db| {
+        let mut store = db.open();
+        let spec = guildscope_store::SyntheticSpec {
+            messages: 2_000,
+            end_ms: DAY0 + 10 * DAY,
+            days: 10,
+        };
+        assert_eq!(store.seed_synthetic(spec).unwrap(), 2_000, "{}", db.name);
+        assert_eq!(store.seed_synthetic(spec).unwrap(), 0, "{}", db.name);
+        assert_eq!(store.stored_messages().unwrap(), 2_000, "{}", db.name);
+        let guilds = guildscope_store::SyntheticSpec::GUILDS;
+        let members: u64 = guilds
+            .iter()
+            .map(|g| store.member_count(*g).unwrap())
+            .sum();
+        // 60,000 members, of whom every tenth with a leave inside the span left.
+        assert!((54_000..60_000).contains(&members), "{}: {members}", db.name);
+        let all = TimeWindow::new(DAY0, DAY0 + 10 * DAY);
+        let per_guild: u64 = guilds
+            .iter()
+            .flat_map(|g| store.channel_messages(*g, all).unwrap())
+            .map(|c| c.messages)
+            .sum();
+        assert_eq!(per_guild, 2_000, "{}", db.name);
+    });
+}

@@ -15,6 +15,7 @@ use serde::{Deserialize, de::IgnoredAny};
 use twilight_model::gateway::event::GatewayEventDeserializer;
 
 use self::wire::Frame;
+use crate::ContentKey;
 
 /// A frame, decoded.
 #[derive(Debug)]
@@ -104,7 +105,7 @@ impl DecodeError {
 }
 
 /// Decodes one text frame.
-pub(crate) fn decode(text: &str) -> Result<Decoded<'_>, DecodeError> {
+pub(crate) fn decode<'a>(text: &'a str, key: Option<&ContentKey>) -> Result<Decoded<'a>, DecodeError> {
     let header = GatewayEventDeserializer::from_json(text).ok_or(DecodeError::Malformed(None))?;
     let (op, sequence, name) = header.into_parts();
     if op != 0 {
@@ -134,7 +135,7 @@ pub(crate) fn decode(text: &str) -> Result<Decoded<'_>, DecodeError> {
             event: Event::Other,
         });
     };
-    let event = dispatch(names::DISPATCH_NAMES[slot], text)
+    let event = dispatch(names::DISPATCH_NAMES[slot], text, key)
         .map_err(|source| DecodeError::Payload { slot, source })?;
     Ok(Decoded::Dispatch {
         sequence,
@@ -152,14 +153,18 @@ fn payload<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, Option<serde_json
 
 /// Converts the payload of a documented dispatch. `Err(None)` means the
 /// payload parsed but lacks something guildscope needs.
-fn dispatch(name: &'static str, text: &str) -> Result<Event, Option<serde_json::Error>> {
+fn dispatch(
+    name: &'static str,
+    text: &str,
+    key: Option<&ContentKey>,
+) -> Result<Event, Option<serde_json::Error>> {
     let guild = |id: twilight_model::id::Id<twilight_model::id::marker::GuildMarker>| {
         GuildId::new(id.get())
     };
     Ok(match name {
         // The hot path first.
         "MESSAGE_CREATE" => {
-            Event::MessageCreate(payload::<wire::Message<'_>>(text)?.into_meta(None))
+            Event::MessageCreate(payload::<wire::Message<'_>>(text)?.into_meta(None, key))
         }
         "MESSAGE_UPDATE" => {
             let update = payload::<wire::MessageUpdate<'_>>(text)?;

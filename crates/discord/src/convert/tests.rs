@@ -9,7 +9,7 @@ use super::{DecodeError, Decoded, DispatchName, decode, names::DISPATCH_NAMES};
 
 /// Decodes a dispatch and returns its name and event.
 fn dispatch(text: &str) -> (&'static str, u64, Event) {
-    match decode(text) {
+    match decode(text, None) {
         Ok(Decoded::Dispatch {
             sequence,
             name: DispatchName::Known(slot),
@@ -34,6 +34,20 @@ fn message_create_keeps_metadata_and_never_content() {
     assert!(!meta.author_is_bot && !meta.is_system && !meta.is_webhook);
     assert_eq!(meta.created_at_ms, 1_709_294_400_500);
     assert!(!format!("{event:?}").contains("secret"));
+}
+
+#[test]
+fn a_content_key_yields_the_hmac_of_the_unescaped_content_and_nothing_else() {
+    let key = crate::ContentKey::new(&guildscope_model::Secret::new("operator key"));
+    let Ok(Decoded::Dispatch { event: Event::MessageCreate(meta), .. }) = decode(MESSAGE_CREATE, Some(&key)) else {
+        panic!("expected a MESSAGE_CREATE");
+    };
+    assert_eq!(meta.keyed_hash, Some(key.hash("the secret plan \u{e9}")));
+    assert!(!format!("{meta:?}").contains("secret"));
+    // Without a key there is no hash at all.
+    let (_, _, plain) = dispatch(MESSAGE_CREATE);
+    let Event::MessageCreate(plain) = plain else { unreachable!() };
+    assert_eq!(plain.keyed_hash, None);
 }
 
 #[test]
@@ -233,7 +247,7 @@ fn autocomplete_interaction_carries_the_focused_partial_text() {
 
 #[test]
 fn undocumented_dispatch_is_other_with_its_name() {
-    let decoded = decode(r#"{"op":0,"s":3,"t":"BRAND_NEW_EVENT","d":{"x":1}}"#);
+    let decoded = decode(r#"{"op":0,"s":3,"t":"BRAND_NEW_EVENT","d":{"x":1}}"#, None);
     assert!(matches!(
         decoded,
         Ok(Decoded::Dispatch {
@@ -250,26 +264,26 @@ fn undocumented_dispatch_is_other_with_its_name() {
 #[test]
 fn bad_frames_are_errors_not_panics() {
     assert!(matches!(
-        decode("not json at all"),
+        decode("not json at all", None),
         Err(DecodeError::Malformed(_))
     ));
     // Truncated in the middle of the payload.
     let truncated = &MESSAGE_CREATE[..MESSAGE_CREATE.len() / 2];
     assert!(matches!(
-        decode(truncated),
+        decode(truncated, None),
         Err(DecodeError::Payload { .. })
     ));
     // Truncated control frame.
     assert!(matches!(
-        decode(r#"{"op":11,"d":nu"#),
+        decode(r#"{"op":11,"d":nu"#, None),
         Err(DecodeError::Malformed(Some(_)))
     ));
     // A dispatch with the wrong shape for its name.
-    let wrong = decode(r#"{"op":0,"s":1,"t":"MESSAGE_CREATE","d":{"id":"x"}}"#);
+    let wrong = decode(r#"{"op":0,"s":1,"t":"MESSAGE_CREATE","d":{"id":"x"}}"#, None);
     assert!(matches!(wrong, Err(DecodeError::Payload { .. })));
     // A dispatch without a sequence.
     assert!(matches!(
-        decode(r#"{"op":0,"t":"MESSAGE_CREATE","d":{}}"#),
+        decode(r#"{"op":0,"t":"MESSAGE_CREATE","d":{}}"#, None),
         Err(DecodeError::MissingHeader)
     ));
 }
@@ -277,19 +291,19 @@ fn bad_frames_are_errors_not_panics() {
 #[test]
 fn control_frames_and_unknown_opcodes() {
     assert!(matches!(
-        decode(r#"{"op":11,"d":null}"#),
+        decode(r#"{"op":11,"d":null}"#, None),
         Ok(Decoded::HeartbeatAck)
     ));
     assert!(matches!(
-        decode(r#"{"op":10,"d":{"heartbeat_interval":100}}"#),
+        decode(r#"{"op":10,"d":{"heartbeat_interval":100}}"#, None),
         Ok(Decoded::Hello)
     ));
     assert!(matches!(
-        decode(r#"{"op":9,"d":false}"#),
+        decode(r#"{"op":9,"d":false}"#, None),
         Ok(Decoded::Control(9))
     ));
     assert!(matches!(
-        decode(r#"{"op":42,"d":null}"#),
+        decode(r#"{"op":42,"d":null}"#, None),
         Ok(Decoded::UnknownOpcode(42))
     ));
 }

@@ -7,6 +7,7 @@
 //! payload from a newer API version (or another Discord implementation) still
 //! parses.
 
+use crate::ContentKey;
 use std::borrow::Cow;
 
 use guildscope_model::{
@@ -85,6 +86,10 @@ pub(crate) struct Message<'a> {
     /// ISO 8601 creation time.
     #[serde(default, borrow)]
     timestamp: Option<Cow<'a, str>>,
+    /// The content, borrowed from the frame only to compute a keyed hash when
+    /// one is configured; it never leaves [`Message::into_meta`].
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
 }
 
 /// A message author, without names or avatars.
@@ -110,9 +115,14 @@ const fn is_user_message_kind(kind: u8) -> bool {
 impl Message<'_> {
     /// The message's metadata. `guild_id` fills in the guild when the payload
     /// has none (REST history responses).
-    pub(crate) fn into_meta(self, guild_id: Option<GuildId>) -> MessageMeta {
+    pub(crate) fn into_meta(self, guild_id: Option<GuildId>, key: Option<&ContentKey>) -> MessageMeta {
         let id = MessageId::new(self.id.get());
+        let keyed_hash = match (key, self.content.as_deref()) {
+            (Some(key), Some(content)) if !content.is_empty() => Some(key.hash(content)),
+            _ => None,
+        };
         MessageMeta {
+            keyed_hash,
             id,
             guild_id: self.guild_id.map(|g| GuildId::new(g.get())).or(guild_id),
             channel_id: ChannelId::new(self.channel_id.get()),

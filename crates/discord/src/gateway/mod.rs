@@ -198,6 +198,7 @@ impl Gateway {
                 bus: bus.clone(),
                 stats: Arc::clone(&stats),
                 shutdown: shutdown_rx.clone(),
+                content_key: config.content_key.clone(),
             };
             let guard = ExitGuard {
                 shard: id,

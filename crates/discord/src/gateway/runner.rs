@@ -49,6 +49,8 @@ pub(crate) struct Runner {
     pub(crate) stats: Arc<GatewayStats>,
     /// Becomes `true` when the gateway shuts down.
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// The key for keyed hashes of message content, when configured.
+    pub(crate) content_key: Option<crate::ContentKey>,
 }
 
 /// What handling one frame asks the loop to do next.
@@ -135,7 +137,7 @@ impl Runner {
 
     /// Decodes, counts and forwards one text frame.
     async fn handle_text(&mut self, text: &str, received_at: std::time::Instant) -> Next {
-        let decoded = match convert::decode(text) {
+        let decoded = match convert::decode(text, self.content_key.as_ref()) {
             Ok(decoded) => decoded,
             Err(error) => {
                 self.stats.record_parse_error();

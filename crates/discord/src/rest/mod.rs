@@ -141,6 +141,8 @@ struct RestInner {
     application_id: OnceCell<ApplicationId>,
     /// The API base, for `Debug`.
     api_base: Option<String>,
+    /// The key for keyed hashes of message content, when configured.
+    content_key: Option<crate::ContentKey>,
 }
 
 impl fmt::Debug for Rest {
@@ -174,6 +176,7 @@ impl Rest {
                 client: builder.build(),
                 application_id: OnceCell::new(),
                 api_base: config.api_base.clone(),
+                content_key: config.content_key.clone(),
             }),
         }
     }
@@ -403,7 +406,8 @@ impl Rest {
         };
         let messages: Vec<wire::Message<'_>> =
             serde_json::from_slice(&bytes).map_err(|_| RestError::Decode { route })?;
-        Ok(messages.into_iter().map(|m| m.into_meta(None)).collect())
+        let key = self.inner.content_key.as_ref();
+        Ok(messages.into_iter().map(|m| m.into_meta(None, key)).collect())
     }
 
     /// Gives a member a role.
