@@ -58,6 +58,7 @@ struct RawStats {
     #[serde(default)]
     ignored_channels: Vec<String>,
     include_bots: Option<bool>,
+    keyed_hash_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +141,8 @@ pub struct Config {
     pub ignored_channels: Vec<ChannelId>,
     /// Store messages written by bots too.
     pub include_bots: bool,
+    /// A file holding the key for keyed hashes of message content.
+    pub keyed_hash_key_file: Option<PathBuf>,
     /// Events the bus holds before the gateway waits.
     pub bus_capacity: usize,
     /// The log filter (`info`, `guildscope=debug,warn`, ...).
@@ -250,6 +253,7 @@ impl Config {
             staff_roles: parse_ids("stats.staff_roles", &raw.stats.staff_roles)?,
             ignored_channels: parse_ids("stats.ignored_channels", &raw.stats.ignored_channels)?,
             include_bots: raw.stats.include_bots.unwrap_or(false),
+            keyed_hash_key_file: raw.stats.keyed_hash_key_file,
             bus_capacity,
             log_level: raw.log.level.unwrap_or_else(|| "info".into()),
             log_format,
@@ -263,6 +267,35 @@ impl Config {
             self.token_file.as_deref(),
         )
     }
+}
+
+impl Config {
+    /// The key for keyed hashes of message content, if keyed hashing is on:
+    /// `GUILDSCOPE_KEYED_HASH_KEY`, else the file `stats.keyed_hash_key_file`.
+    pub fn keyed_hash_key(&self) -> Result<Option<Secret>, ConfigError> {
+        keyed_hash_key_from(
+            std::env::var("GUILDSCOPE_KEYED_HASH_KEY").ok(),
+            self.keyed_hash_key_file.as_deref(),
+        )
+    }
+}
+
+fn keyed_hash_key_from(env: Option<String>, file: Option<&Path>) -> Result<Option<Secret>, ConfigError> {
+    if let Some(key) = env.filter(|k| !k.trim().is_empty()) {
+        return Ok(Some(Secret::new(key.trim())));
+    }
+    let Some(file) = file else { return Ok(None) };
+    let text = fs::read_to_string(file).map_err(|e| {
+        ConfigError::key("stats.keyed_hash_key_file", format!("cannot read {}: {e}", file.display()))
+    })?;
+    let key = text.trim();
+    if key.len() < 16 {
+        return Err(ConfigError::key(
+            "stats.keyed_hash_key_file",
+            format!("{} must hold a key of at least 16 characters", file.display()),
+        ));
+    }
+    Ok(Some(Secret::new(key)))
 }
 
 fn token_from(env: Option<String>, file: Option<&Path>) -> Result<Secret, ConfigError> {
@@ -418,6 +451,21 @@ mod tests {
             err.contains("DISCORD_TOKEN") && err.contains("discord.token_file"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn keyed_hashing_is_off_unless_a_key_is_given() {
+        assert!(keyed_hash_key_from(None, None).unwrap().is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short");
+        fs::write(&short, "abc\n").unwrap();
+        let err = keyed_hash_key_from(None, Some(&short)).unwrap_err().to_string();
+        assert!(err.starts_with("config key `stats.keyed_hash_key_file`"), "{err}");
+        let good = dir.path().join("good");
+        fs::write(&good, "0123456789abcdef0123\n").unwrap();
+        let key = keyed_hash_key_from(None, Some(&good)).unwrap().unwrap();
+        assert_eq!(key.expose(), "0123456789abcdef0123");
+        assert_eq!(format!("{key:?}"), "[redacted]");
     }
 
     #[test]

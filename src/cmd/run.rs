@@ -4,7 +4,7 @@ use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use guildscope_bot::{BotConfig, CollectorConfig, WriterConfig};
-use guildscope_discord::DiscordConfig;
+use guildscope_discord::{ContentKey, DiscordConfig};
 
 use crate::{
     cli::RunArgs,
@@ -23,8 +23,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.config.as_deref(), &overrides)?;
     logging::init(&config.log_level, config.log_format);
     let token = config.token()?;
+    let content_key = config.keyed_hash_key()?.map(|key| ContentKey::new(&key));
 
-    let discord = DiscordConfig {
+    let mut discord = DiscordConfig {
         api_base: config.api_base.clone(),
         gateway_base: config.gateway_base.clone(),
         shards: config.shards,
@@ -32,6 +33,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         bus_capacity: config.bus_capacity,
         ..DiscordConfig::new(token)
     };
+    if content_key.is_some() {
+        // Discord sends content only with this privileged intent; it is
+        // hashed at decode time and dropped.
+        discord.intents.message_content = true;
+        discord.content_key = content_key;
+    }
     let bot = bot_config(&config);
     let running = wiring::start(&discord, bot).await?;
     tracing::info!(
