@@ -280,19 +280,28 @@ impl Config {
     }
 }
 
-fn keyed_hash_key_from(env: Option<String>, file: Option<&Path>) -> Result<Option<Secret>, ConfigError> {
+fn keyed_hash_key_from(
+    env: Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<Secret>, ConfigError> {
     if let Some(key) = env.filter(|k| !k.trim().is_empty()) {
         return Ok(Some(Secret::new(key.trim())));
     }
     let Some(file) = file else { return Ok(None) };
     let text = fs::read_to_string(file).map_err(|e| {
-        ConfigError::key("stats.keyed_hash_key_file", format!("cannot read {}: {e}", file.display()))
+        ConfigError::key(
+            "stats.keyed_hash_key_file",
+            format!("cannot read {}: {e}", file.display()),
+        )
     })?;
     let key = text.trim();
     if key.len() < 16 {
         return Err(ConfigError::key(
             "stats.keyed_hash_key_file",
-            format!("{} must hold a key of at least 16 characters", file.display()),
+            format!(
+                "{} must hold a key of at least 16 characters",
+                file.display()
+            ),
         ));
     }
     Ok(Some(Secret::new(key)))
@@ -459,8 +468,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let short = dir.path().join("short");
         fs::write(&short, "abc\n").unwrap();
-        let err = keyed_hash_key_from(None, Some(&short)).unwrap_err().to_string();
-        assert!(err.starts_with("config key `stats.keyed_hash_key_file`"), "{err}");
+        let err = keyed_hash_key_from(None, Some(&short))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("config key `stats.keyed_hash_key_file`"),
+            "{err}"
+        );
         let good = dir.path().join("good");
         fs::write(&good, "0123456789abcdef0123\n").unwrap();
         let key = keyed_hash_key_from(None, Some(&good)).unwrap().unwrap();

@@ -51,11 +51,17 @@ mod tests {
         let key = ContentKey::new(&Secret::new("Jefe"));
         let tag = key.hash("what do ya want for nothing?");
         let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]
     fn the_key_never_shows() {
-        assert_eq!(format!("{:?}", ContentKey::new(&Secret::new("k"))), "ContentKey([redacted])");
+        assert_eq!(
+            format!("{:?}", ContentKey::new(&Secret::new("k"))),
+            "ContentKey([redacted])"
+        );
     }
 }

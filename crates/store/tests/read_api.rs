@@ -415,12 +415,13 @@ fn the_synthetic_community_is_seeded_once() {
         assert_eq!(store.seed_synthetic(spec).unwrap(), 0, "{}", db.name);
         assert_eq!(store.stored_messages().unwrap(), 2_000, "{}", db.name);
         let guilds = guildscope_store::SyntheticSpec::GUILDS;
-        let members: u64 = guilds
-            .iter()
-            .map(|g| store.member_count(*g).unwrap())
-            .sum();
+        let members: u64 = guilds.iter().map(|g| store.member_count(*g).unwrap()).sum();
         // 60,000 members, of whom every tenth with a leave inside the span left.
-        assert!((54_000..60_000).contains(&members), "{}: {members}", db.name);
+        assert!(
+            (54_000..60_000).contains(&members),
+            "{}: {members}",
+            db.name
+        );
         let all = TimeWindow::new(DAY0, DAY0 + 10 * DAY);
         let per_guild: u64 = guilds
             .iter()

@@ -105,7 +105,10 @@ impl DecodeError {
 }
 
 /// Decodes one text frame.
-pub(crate) fn decode<'a>(text: &'a str, key: Option<&ContentKey>) -> Result<Decoded<'a>, DecodeError> {
+pub(crate) fn decode<'a>(
+    text: &'a str,
+    key: Option<&ContentKey>,
+) -> Result<Decoded<'a>, DecodeError> {
     let header = GatewayEventDeserializer::from_json(text).ok_or(DecodeError::Malformed(None))?;
     let (op, sequence, name) = header.into_parts();
     if op != 0 {

@@ -39,14 +39,20 @@ fn message_create_keeps_metadata_and_never_content() {
 #[test]
 fn a_content_key_yields_the_hmac_of_the_unescaped_content_and_nothing_else() {
     let key = crate::ContentKey::new(&guildscope_model::Secret::new("operator key"));
-    let Ok(Decoded::Dispatch { event: Event::MessageCreate(meta), .. }) = decode(MESSAGE_CREATE, Some(&key)) else {
+    let Ok(Decoded::Dispatch {
+        event: Event::MessageCreate(meta),
+        ..
+    }) = decode(MESSAGE_CREATE, Some(&key))
+    else {
         panic!("expected a MESSAGE_CREATE");
     };
     assert_eq!(meta.keyed_hash, Some(key.hash("the secret plan \u{e9}")));
     assert!(!format!("{meta:?}").contains("secret"));
     // Without a key there is no hash at all.
     let (_, _, plain) = dispatch(MESSAGE_CREATE);
-    let Event::MessageCreate(plain) = plain else { unreachable!() };
+    let Event::MessageCreate(plain) = plain else {
+        unreachable!()
+    };
     assert_eq!(plain.keyed_hash, None);
 }
 
@@ -279,7 +285,10 @@ fn bad_frames_are_errors_not_panics() {
         Err(DecodeError::Malformed(Some(_)))
     ));
     // A dispatch with the wrong shape for its name.
-    let wrong = decode(r#"{"op":0,"s":1,"t":"MESSAGE_CREATE","d":{"id":"x"}}"#, None);
+    let wrong = decode(
+        r#"{"op":0,"s":1,"t":"MESSAGE_CREATE","d":{"id":"x"}}"#,
+        None,
+    );
     assert!(matches!(wrong, Err(DecodeError::Payload { .. })));
     // A dispatch without a sequence.
     assert!(matches!(

@@ -115,7 +115,11 @@ const fn is_user_message_kind(kind: u8) -> bool {
 impl Message<'_> {
     /// The message's metadata. `guild_id` fills in the guild when the payload
     /// has none (REST history responses).
-    pub(crate) fn into_meta(self, guild_id: Option<GuildId>, key: Option<&ContentKey>) -> MessageMeta {
+    pub(crate) fn into_meta(
+        self,
+        guild_id: Option<GuildId>,
+        key: Option<&ContentKey>,
+    ) -> MessageMeta {
         let id = MessageId::new(self.id.get());
         let keyed_hash = match (key, self.content.as_deref()) {
             (Some(key), Some(content)) if !content.is_empty() => Some(key.hash(content)),

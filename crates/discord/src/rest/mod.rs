@@ -407,7 +407,10 @@ impl Rest {
         let messages: Vec<wire::Message<'_>> =
             serde_json::from_slice(&bytes).map_err(|_| RestError::Decode { route })?;
         let key = self.inner.content_key.as_ref();
-        Ok(messages.into_iter().map(|m| m.into_meta(None, key)).collect())
+        Ok(messages
+            .into_iter()
+            .map(|m| m.into_meta(None, key))
+            .collect())
     }
 
     /// Gives a member a role.
