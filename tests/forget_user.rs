@@ -56,6 +56,7 @@ fn populate(path: &Path) {
             thread_id: None,
             author_id: UserId::new(author),
             created_at_ms: 1_700_000_000_000,
+            keyed_hash: None,
         }));
     }
     Store::open(&Location::Sqlite(path.to_owned()))

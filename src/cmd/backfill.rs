@@ -11,7 +11,7 @@ use guildscope_bot::{
     BackfillConfig, BackfillEvent, backfill,
     backfill::{ChannelSource, window_between},
 };
-use guildscope_discord::{DiscordConfig, Rest};
+use guildscope_discord::Rest;
 use guildscope_model::ChannelKind;
 use guildscope_store::{BackfillTarget, Store};
 
@@ -32,7 +32,7 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     };
     let config = Config::load(args.config.config.as_deref(), &overrides)?;
     logging::init(&config.log_level, config.log_format);
-    let token = config.token()?;
+    let discord = super::run::discord_config(&config)?;
     let window = window_between(args.since, args.until).context("while reading --since/--until")?;
 
     let location = config.storage.clone();
@@ -40,10 +40,7 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("while waiting for the database to open")?
         .context("while opening the database")?;
-    let rest = Rest::new(&DiscordConfig {
-        api_base: config.api_base.clone(),
-        ..DiscordConfig::new(token)
-    });
+    let rest = Rest::new(&discord);
     let backfill_config = BackfillConfig {
         guild: args.guild,
         channel: args.channel,

@@ -9,7 +9,7 @@ use guildscope_discord::{ContentKey, DiscordConfig};
 use crate::{
     cli::RunArgs,
     cmd::{shutdown_signal, wiring},
-    config::{Config, Overrides},
+    config::{Config, ConfigError, Overrides},
     logging,
 };
 
@@ -22,23 +22,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let config = Config::load(args.config.config.as_deref(), &overrides)?;
     logging::init(&config.log_level, config.log_format);
-    let token = config.token()?;
-    let content_key = config.keyed_hash_key()?.map(|key| ContentKey::new(&key));
-
-    let mut discord = DiscordConfig {
-        api_base: config.api_base.clone(),
-        gateway_base: config.gateway_base.clone(),
-        shards: config.shards,
-        large_threshold: config.large_threshold,
-        bus_capacity: config.bus_capacity,
-        ..DiscordConfig::new(token)
-    };
-    if content_key.is_some() {
-        // Discord sends content only with this privileged intent; it is
-        // hashed at decode time and dropped.
-        discord.intents.message_content = true;
-        discord.content_key = content_key;
-    }
+    let discord = discord_config(&config)?;
     let bot = bot_config(&config);
     let running = wiring::start(&discord, bot).await?;
     tracing::info!(
@@ -57,6 +41,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     running.stop().await?;
     outcome?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where and how to reach Discord, from the validated configuration and the
+/// secrets it points at.
+pub fn discord_config(config: &Config) -> Result<DiscordConfig, ConfigError> {
+    let mut discord = DiscordConfig {
+        api_base: config.api_base.clone(),
+        gateway_base: config.gateway_base.clone(),
+        shards: config.shards,
+        large_threshold: config.large_threshold,
+        bus_capacity: config.bus_capacity,
+        ..DiscordConfig::new(config.token()?)
+    };
+    if let Some(key) = config.keyed_hash_key()? {
+        // Discord sends content only with this privileged intent; it is
+        // hashed at decode time and dropped.
+        discord.intents.message_content = true;
+        discord.content_key = Some(ContentKey::new(&key));
+    }
+    Ok(discord)
 }
 
 /// The bot's behaviour from the validated configuration.

@@ -542,6 +542,7 @@ async fn backfill_channel(
                     thread_id,
                     author_id: message.author_id,
                     created_at_ms: message.created_at_ms,
+                    keyed_hash: message.keyed_hash,
                 }));
             }
         }

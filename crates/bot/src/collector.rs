@@ -301,6 +301,7 @@ impl Collector {
                     thread_id,
                     author_id: meta.author_id,
                     created_at_ms: meta.created_at_ms,
+                    keyed_hash: meta.keyed_hash,
                 }));
             }
             Event::MessageUpdate {

@@ -15,7 +15,7 @@ use std::{
 };
 
 use guildscope_bot::{Bot, BotConfig, BotStats, CollectorConfig, WriterConfig};
-use guildscope_discord::{DiscordConfig, Gateway, GatewayHandle, Rest};
+use guildscope_discord::{ContentKey, DiscordConfig, Gateway, GatewayHandle, Rest};
 use guildscope_model::{ChannelId, Secret};
 use guildscope_simulator::{
     ChannelKind, Fault, GroundTruth, InteractionKind, InteractionRequest, SimConfig, Simulator,
@@ -163,6 +163,11 @@ struct Run {
 }
 
 async fn start(location: Location, seed: u64) -> Run {
+    start_with_key(location, seed, None).await
+}
+
+/// Like [`start`], with keyed hashing of message content when `key` is given.
+async fn start_with_key(location: Location, seed: u64, key: Option<ContentKey>) -> Run {
     let sim = Simulator::start(SimConfig {
         seed,
         guilds: 2,
@@ -181,6 +186,10 @@ async fn start(location: Location, seed: u64) -> Run {
         info.gateway_url.clone(),
     );
     discord.large_threshold = 100;
+    if key.is_some() {
+        discord.intents.message_content = true;
+        discord.content_key = key;
+    }
     let rest = Rest::new(&discord);
     let Gateway { handle, events } = Gateway::start(&discord, &rest).await.unwrap();
     let config = BotConfig {
@@ -423,7 +432,10 @@ async fn a_canary_in_message_content_is_stored_nowhere() {
         Location::Sqlite(path) => path.clone(),
         Location::Postgres(_) => unreachable!(),
     };
-    let run = start(db.location.clone(), 15).await;
+    // Keyed hashing on: the content is hashed on arrival, and the hash is all
+    // that may reach the database.
+    let key = ContentKey::new(&Secret::new("a key of at least sixteen characters"));
+    let run = start_with_key(db.location.clone(), 15, Some(key.clone())).await;
     until("guilds", || run.gateway.stats().events("GUILD_CREATE") >= 2).await;
     let channel = run.sim.community().guilds[0]
         .channels
@@ -443,13 +455,20 @@ async fn a_canary_in_message_content_is_stored_nowhere() {
     })
     .await;
     run.finish().await;
-    let stored = {
+    let hex: String = key
+        .hash(&format!("{CANARY} says hello"))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let (stored, hashed) = {
         let location = db.location.clone();
         std::thread::spawn(move || {
-            Store::open(&location)
-                .unwrap()
-                .count("SELECT COUNT(*) FROM messages")
-                .unwrap()
+            let mut store = Store::open(&location).unwrap();
+            let hashed = format!("SELECT COUNT(*) FROM messages WHERE keyed_hash = x'{hex}'");
+            (
+                store.count("SELECT COUNT(*) FROM messages").unwrap(),
+                store.count(&hashed).unwrap(),
+            )
         })
         .join()
         .unwrap()
@@ -457,6 +476,10 @@ async fn a_canary_in_message_content_is_stored_nowhere() {
     assert!(
         stored >= 5,
         "the canary messages' metadata is stored ({stored} rows)"
+    );
+    assert_eq!(
+        hashed, 5,
+        "each canary message carries the HMAC of its content"
     );
     for suffix in ["", "-wal", "-shm"] {
         let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));

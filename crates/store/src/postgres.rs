@@ -448,6 +448,7 @@ fn apply_run(
                 Vec::new(),
                 Vec::new(),
             );
+            let mut hashes: Vec<Option<&[u8]>> = Vec::new();
             for op in run {
                 if let Op::InsertMessage(m) = op {
                     ids.push(sql_id(m.id));
@@ -456,15 +457,16 @@ fn apply_run(
                     threads.push(m.thread_id.map(sql_id));
                     authors.push(sql_id(m.author_id));
                     created.push(m.created_at_ms);
+                    hashes.push(m.keyed_hash.as_ref().map(|h| &h[..]));
                 }
             }
             let inserted = tx.execute(
-                "INSERT INTO messages (id, guild_id, channel_id, thread_id, author_id, created_at)
-                 SELECT u.id, u.g, u.c, u.t, u.a, to_timestamp(u.at / 1000.0)
-                 FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[])
-                    AS u(id, g, c, t, a, at)
+                "INSERT INTO messages (id, guild_id, channel_id, thread_id, author_id, created_at, keyed_hash)
+                 SELECT u.id, u.g, u.c, u.t, u.a, to_timestamp(u.at / 1000.0), u.h
+                 FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::bytea[])
+                    AS u(id, g, c, t, a, at, h)
                  ON CONFLICT (id) DO NOTHING",
-                &[&ids, &guilds, &channels, &threads, &authors, &created],
+                &[&ids, &guilds, &channels, &threads, &authors, &created, &hashes],
             )?;
             counts.messages += inserted;
         }

@@ -74,6 +74,9 @@ pub struct MessageRow {
     pub author_id: UserId,
     /// When it was posted (Unix ms).
     pub created_at_ms: i64,
+    /// HMAC-SHA256 of the content under the operator's key, when keyed
+    /// hashing is on.
+    pub keyed_hash: Option<[u8; 32]>,
 }
 
 /// One idempotent write.

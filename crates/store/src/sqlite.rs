@@ -362,8 +362,8 @@ fn apply_op(
         Op::InsertMessage(m) => {
             let inserted = tx
                 .prepare_cached(
-                    "INSERT INTO messages (id, guild_id, channel_id, thread_id, author_id, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO messages (id, guild_id, channel_id, thread_id, author_id, created_at, keyed_hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
                 )?
                 .execute(params![
                     sql_id(m.id),
@@ -371,7 +371,8 @@ fn apply_op(
                     sql_id(m.channel_id),
                     m.thread_id.map(sql_id),
                     sql_id(m.author_id),
-                    m.created_at_ms
+                    m.created_at_ms,
+                    m.keyed_hash.as_ref().map(|h| &h[..])
                 ])?;
             counts.messages += inserted as u64;
         }

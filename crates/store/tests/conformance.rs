@@ -26,6 +26,7 @@ fn message(id: u64, channel: u64) -> Op {
         thread_id: None,
         author_id: UserId::new(7),
         created_at_ms: 1_700_000_000_000 + (id % 1_000_000) as i64,
+        keyed_hash: None,
     })
 }
 

@@ -35,6 +35,7 @@ fn message(id: u64, guild: u64, author: u64) -> Op {
         thread_id: None,
         author_id: UserId::new(author),
         created_at_ms: 1_700_000_000_000 + id as i64,
+        keyed_hash: None,
     })
 }
 

@@ -52,6 +52,7 @@ fn message(id: u64, guild_id: GuildId, channel: u64, author: u64, at: i64) -> Op
         thread_id: None,
         author_id: UserId::new(author),
         created_at_ms: at,
+        keyed_hash: None,
     })
 }
 
@@ -114,6 +115,7 @@ fn data() -> Vec<Op> {
             thread_id: Some(ChannelId::new(100)),
             author_id: UserId::new(9),
             created_at_ms: DAY0 + 25 * MIN,
+            keyed_hash: None,
         }),
         // Block 3: one in channel 10, later deleted; it still counts.
         message(6, G, 10, 8, DAY0 + 35 * MIN),
