@@ -164,6 +164,10 @@ pub enum BenchCommand {
     /// Ingest throughput: simulator firehose → twilight → event bus → the bot
     /// runtime (collector and batched writer) → committed rows, in one process.
     Ingest(BenchIngestArgs),
+    /// Startup sync of one large guild: simulator → twilight → the bot's
+    /// member request, chunks and set-wise reconciliation → committed rows,
+    /// in one process; then the same sync again against the filled database.
+    Sync(BenchSyncArgs),
 }
 
 /// The database a benchmark uses.
@@ -213,6 +217,23 @@ pub struct BenchIngestArgs {
     /// Ops per committed batch (the writer's batch size).
     #[arg(long, default_value_t = 2_000)]
     pub batch_size: usize,
+}
+
+/// `guildscope bench sync`.
+#[derive(Debug, Args)]
+pub struct BenchSyncArgs {
+    /// Which back end to measure.
+    #[arg(long)]
+    pub store: BenchStore,
+    /// Members of the one simulated guild.
+    #[arg(long, default_value_t = 400_000)]
+    pub members: u32,
+    /// The database (an SQLite path or a postgres:// URL). Default: a fresh
+    /// guildscope-bench-sync.db here, or a fresh database guildscope_bench_sync
+    /// on 127.0.0.1:5432. A given database must be empty for the first pass
+    /// to be a first sync.
+    #[arg(long)]
+    pub database: Option<String>,
 }
 
 /// `guildscope bench gateway`.

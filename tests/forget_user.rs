@@ -4,23 +4,18 @@
 // Test helpers fail by panicking, with the error in the message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{path::Path, process::Command};
+mod common;
+
+use common::guildscope_in;
+
+use std::path::Path;
 
 use guildscope_model::{ChannelId, GuildId, MessageId, UserId};
 use guildscope_store::{Location, MemberRow, MessageRow, Op, Store};
 
-fn guildscope(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_guildscope"));
-    command
-        .current_dir(dir)
-        .env_remove("GUILDSCOPE_CONFIG")
-        .env_remove("GUILDSCOPE_DATABASE");
-    command
-}
-
 /// Runs the command; returns stdout, or panics with stderr.
 fn forget(dir: &Path, args: &[&str]) -> String {
-    let output = guildscope(dir)
+    let output = guildscope_in(dir)
         .arg("forget-user")
         .args(args)
         .output()
@@ -124,7 +119,7 @@ fn a_bad_forget_messages_value_names_the_key() {
         "[storage]\nforget_messages = \"shred\"\n",
     )
     .unwrap();
-    let output = guildscope(dir.path())
+    let output = guildscope_in(dir.path())
         .args(["forget-user", "7", "--config", "g.toml"])
         .output()
         .unwrap();

@@ -5,8 +5,10 @@
 
 pub mod ingest;
 pub mod read;
+pub mod sync;
 
 use std::{
+    path::PathBuf,
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -16,9 +18,14 @@ use futures_util::{SinkExt, StreamExt};
 use guildscope_discord::{DiscordConfig, Gateway, Rest};
 use guildscope_model::Secret;
 use guildscope_simulator::{SimConfig, Simulator};
+use guildscope_store::{ExistingDatabase, Location, create_postgres_database};
 use tokio_websockets::{ClientBuilder, Message};
 
-use crate::{cli::BenchGatewayArgs, config::LogFormat, logging};
+use crate::{
+    cli::{BenchGatewayArgs, BenchStore},
+    config::LogFormat,
+    logging,
+};
 
 /// Gateway dispatch throughput, end to end in one process.
 pub async fn gateway(args: BenchGatewayArgs) -> anyhow::Result<ExitCode> {
@@ -202,4 +209,45 @@ pub(crate) fn peak_rss_bytes() -> anyhow::Result<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .context("no VmHWM in /proc/self/status")?;
     Ok(kib * 1024)
+}
+
+/// The default databases of a benchmark that starts empty.
+pub(crate) struct FreshDatabase {
+    /// SQLite file in the working directory (removed first, with its WAL).
+    pub(crate) sqlite_file: &'static str,
+    /// PostgreSQL database on the default server (dropped and recreated).
+    pub(crate) postgres_name: &'static str,
+}
+
+/// The database to fill: the one given, or a fresh default one. Blocks (the
+/// PostgreSQL client), so it runs on a blocking thread.
+pub(crate) fn fresh_location(
+    database: Option<String>,
+    store: BenchStore,
+    fresh: FreshDatabase,
+) -> anyhow::Result<Location> {
+    Ok(match (database, store) {
+        (Some(url), _) => Location::parse(&url),
+        (None, BenchStore::Sqlite) => {
+            let path = fresh.sqlite_file;
+            for suffix in ["", "-wal", "-shm"] {
+                match std::fs::remove_file(format!("{path}{suffix}")) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("while removing {path}{suffix}"));
+                    }
+                }
+            }
+            Location::Sqlite(PathBuf::from(path))
+        }
+        (None, BenchStore::Postgres) => Location::parse(
+            &create_postgres_database(
+                read::DEFAULT_POSTGRES_ADMIN,
+                fresh.postgres_name,
+                ExistingDatabase::Recreate,
+            )
+            .context("while creating the benchmark database")?,
+        ),
+    })
 }

@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Bench(BenchCommand::Gateway(args)) => bench::gateway(args).await,
             Command::Bench(BenchCommand::Read(args)) => bench::read::run(args).await,
             Command::Bench(BenchCommand::Ingest(args)) => bench::ingest::run(args).await,
+            Command::Bench(BenchCommand::Sync(args)) => bench::sync::run(args).await,
         }
     })
 }

@@ -5,7 +5,6 @@
 //! divided by the time from the first message to the last commit.
 
 use std::{
-    path::PathBuf,
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -15,11 +14,11 @@ use guildscope_bot::{BotConfig, CollectorConfig, WriterConfig};
 use guildscope_discord::DiscordConfig;
 use guildscope_model::Secret;
 use guildscope_simulator::{SimConfig, Simulator};
-use guildscope_store::{ExistingDatabase, Location, Store, create_postgres_database};
+use guildscope_store::{Location, Store};
 
-use super::{peak_rss_bytes, process_cpu_time, read::DEFAULT_POSTGRES_ADMIN};
+use super::{FreshDatabase, fresh_location, peak_rss_bytes, process_cpu_time};
 use crate::{
-    cli::{BenchIngestArgs, BenchStore},
+    cli::BenchIngestArgs,
     cmd::wiring,
     config::LogFormat,
     logging,
@@ -36,9 +35,18 @@ pub async fn run(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     logging::init("warn", LogFormat::Auto);
     let store_kind = args.store;
     let database = args.database.clone();
-    let location = tokio::task::spawn_blocking(move || fresh_location(database, store_kind))
-        .await
-        .context("the setup thread failed")??;
+    let location = tokio::task::spawn_blocking(move || {
+        fresh_location(
+            database,
+            store_kind,
+            FreshDatabase {
+                sqlite_file: "guildscope-bench-ingest.db",
+                postgres_name: "guildscope_bench",
+            },
+        )
+    })
+    .await
+    .context("the setup thread failed")??;
     let rows_before = count_messages(&location).await?;
 
     let simulator = Simulator::start(SimConfig {
@@ -137,34 +145,6 @@ pub async fn run(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     );
     println!("errors             {}", stats.errors_total());
     Ok(ExitCode::SUCCESS)
-}
-
-/// The database to fill: the one given, or a fresh default one.
-fn fresh_location(database: Option<String>, store: BenchStore) -> anyhow::Result<Location> {
-    Ok(match (database, store) {
-        (Some(url), _) => Location::parse(&url),
-        (None, BenchStore::Sqlite) => {
-            let path = "guildscope-bench-ingest.db";
-            for suffix in ["", "-wal", "-shm"] {
-                match std::fs::remove_file(format!("{path}{suffix}")) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("while removing {path}{suffix}"));
-                    }
-                }
-            }
-            Location::Sqlite(PathBuf::from(path))
-        }
-        (None, BenchStore::Postgres) => Location::parse(
-            &create_postgres_database(
-                DEFAULT_POSTGRES_ADMIN,
-                "guildscope_bench",
-                ExistingDatabase::Recreate,
-            )
-            .context("while creating the benchmark database")?,
-        ),
-    })
 }
 
 /// Messages stored at `location` (opening it creates and migrates it).
