@@ -5,13 +5,13 @@
 
 use std::{
     io::Read,
-    process::{Command, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
 mod common;
 
-use common::{Running, field, guildscope, http, start_simulator};
+use common::{Running, field, ground_truth, guildscope, http, one_line_failure, start_simulator};
 
 #[test]
 fn simulate_prints_its_urls_and_answers_rest_and_control() {
@@ -92,9 +92,7 @@ fn run_without_a_token_names_where_to_put_one() {
         .args(["run", "--database", "unused.db"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = one_line_failure(&output);
     assert!(
         stderr.contains("DISCORD_TOKEN") && stderr.contains("discord.token_file"),
         "{stderr}"
@@ -112,9 +110,7 @@ fn a_malformed_config_stops_with_one_line_naming_the_key() {
         .env("DISCORD_TOKEN", "t")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = one_line_failure(&output);
     assert!(
         stderr.contains("guildscope.toml:3") && stderr.contains("batch"),
         "{stderr}"
@@ -181,8 +177,7 @@ fn run_against_the_simulator_stores_statistics_and_stops_cleanly_on_sigterm() {
     // Wait until the simulator has sent a good number of messages.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, body) = http("GET", &format!("{control}/ground-truth"), None, None);
-        let truth: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let truth = ground_truth(control);
         if truth["events_sent"]["MESSAGE_CREATE"].as_u64().unwrap_or(0) >= 200 {
             break;
         }
@@ -192,19 +187,7 @@ fn run_against_the_simulator_stores_statistics_and_stops_cleanly_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let status = Command::new("kill")
-        .args(["-TERM", &bot.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let exit = loop {
-        if let Some(exit) = bot.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "the bot did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = bot.terminate();
     let mut stderr = String::new();
     bot.0
         .stderr

@@ -8,18 +8,12 @@
 mod common;
 
 use std::{
-    process::{Command, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
-use common::{Running, field, guildscope_in, http, start_simulator};
+use common::{Running, field, ground_truth, guildscope_in, http, start_simulator};
 use guildscope_store::{ExistingDatabase, Location, Store, create_postgres_database};
-
-fn ground_truth(control: &str) -> serde_json::Value {
-    let (status, body) = http("GET", &format!("{control}/ground-truth"), None, None);
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
 
 fn sent(truth: &serde_json::Value) -> u64 {
     truth["events_sent"]
@@ -102,19 +96,7 @@ fn run_against_simulate_leaves_rows_equal_to_the_ground_truth_in_postgres() {
         last = now;
     }
     std::thread::sleep(Duration::from_secs(1));
-    let status = Command::new("kill")
-        .args(["-TERM", &bot.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = bot.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "the bot did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = bot.terminate();
     assert!(exit.success(), "{exit:?}");
 
     let truth = ground_truth(&control);

@@ -40,6 +40,44 @@ impl Drop for Running {
     }
 }
 
+impl Running {
+    /// Sends SIGTERM and waits (at most 20 s) for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(exit) = self.0.try_wait().unwrap() {
+                return exit;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the process did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The simulator's ground truth, from its control API.
+pub fn ground_truth(control_url: &str) -> serde_json::Value {
+    let (status, body) = http("GET", &format!("{control_url}/ground-truth"), None, None);
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Asserts that `guildscope` failed with exactly one line on stderr, and
+/// returns that line.
+pub fn one_line_failure(output: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
+}
+
 /// A minimal HTTP/1.1 client: enough for the simulator's REST and control
 /// routes, with no dependency on the code under test.
 pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
