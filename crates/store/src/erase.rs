@@ -124,16 +124,15 @@ impl Store {
                         let mut tx = client.transaction()?;
                         let members =
                             tx.execute("DELETE FROM members WHERE user_id = $1", &[&user])?;
-                        let changed = match messages {
+                        let row = match messages {
                             MessageErasure::Delete => {
-                                tx.execute("DELETE FROM messages WHERE author_id = $1", &[&user])?
+                                tx.query_one(POSTGRES_DELETE_MESSAGES, &[&user])?
                             }
-                            MessageErasure::Anonymise => tx.execute(
-                                "UPDATE messages SET author_id = $2, keyed_hash = NULL
-                             WHERE author_id = $1",
-                                &[&user, &anonymous],
-                            )?,
+                            MessageErasure::Anonymise => {
+                                tx.query_one(POSTGRES_ANONYMISE_MESSAGES, &[&user, &anonymous])?
+                            }
                         };
+                        let changed = row.get::<_, i64>(0) as u64;
                         let users = tx.execute("DELETE FROM users WHERE id = $1", &[&user])?;
                         tx.commit()?;
                         Ok((members, changed, users))
@@ -149,6 +148,57 @@ impl Store {
         })
     }
 }
+
+/// Deletes the user's (`$1`) messages and keeps the daily rollups of
+/// migration 0004 exact: the channel days lose the removed messages, and the
+/// user's author days and totals go (all their messages are gone).
+const POSTGRES_DELETE_MESSAGES: &str = "
+    WITH gone AS (
+        DELETE FROM messages WHERE author_id = $1
+        RETURNING guild_id, channel_id, (created_at AT TIME ZONE 'UTC')::date AS day
+    ), per_channel AS (
+        SELECT guild_id, day, channel_id, COUNT(*) AS n FROM gone GROUP BY 1, 2, 3
+    ), channel_rollup AS (
+        UPDATE channel_days c SET messages = c.messages - p.n FROM per_channel p
+        WHERE c.guild_id = p.guild_id AND c.day = p.day AND c.channel_id = p.channel_id
+    ), guilds AS (
+        SELECT DISTINCT guild_id FROM gone
+    ), author_rollup AS (
+        DELETE FROM author_days a USING guilds g
+        WHERE a.guild_id = g.guild_id AND a.author_id = $1
+    ), author_total AS (
+        DELETE FROM author_totals t USING guilds g
+        WHERE t.guild_id = g.guild_id AND t.author_id = $1
+    )
+    SELECT COUNT(*) FROM gone";
+
+/// Anonymises the user's (`$1`) messages (author `$2`, no keyed hash) and
+/// moves their counts in the daily rollups of migration 0004 to `$2`,
+/// merging with what `$2` already has. Channel days do not change.
+const POSTGRES_ANONYMISE_MESSAGES: &str = "
+    WITH moved AS (
+        UPDATE messages SET author_id = $2, keyed_hash = NULL WHERE author_id = $1
+        RETURNING guild_id, (created_at AT TIME ZONE 'UTC')::date AS day
+    ), guilds AS (
+        SELECT DISTINCT guild_id FROM moved
+    ), old_days AS (
+        DELETE FROM author_days a USING guilds g
+        WHERE a.guild_id = g.guild_id AND a.author_id = $1
+    ), new_days AS (
+        INSERT INTO author_days (guild_id, author_id, day, messages)
+        SELECT guild_id, $2, day, COUNT(*) FROM moved GROUP BY 1, 3
+        ON CONFLICT (guild_id, author_id, day)
+        DO UPDATE SET messages = author_days.messages + excluded.messages
+    ), old_total AS (
+        DELETE FROM author_totals t USING guilds g
+        WHERE t.guild_id = g.guild_id AND t.author_id = $1
+    ), new_total AS (
+        INSERT INTO author_totals (guild_id, author_id, messages)
+        SELECT guild_id, $2, COUNT(*) FROM moved GROUP BY 1
+        ON CONFLICT (guild_id, author_id)
+        DO UPDATE SET messages = author_totals.messages + excluded.messages
+    )
+    SELECT COUNT(*) FROM moved";
 
 /// Why user id 0 cannot be forgotten.
 const NOT_A_USER: &str =

@@ -14,6 +14,7 @@ pub(crate) const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_backfill.sql"),
     include_str!("../migrations/sqlite/0003_read_api.sql"),
+    include_str!("../migrations/sqlite/0004_rollups.sql"),
 ];
 
 /// PostgreSQL migrations, one per SQLite migration with the same number.
@@ -22,6 +23,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_backfill.sql"),
     include_str!("../migrations/postgres/0003_read_api.sql"),
+    include_str!("../migrations/postgres/0004_rollups.sql"),
 ];
 
 // Both dialects must move in step.

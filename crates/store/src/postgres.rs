@@ -460,15 +460,40 @@ fn apply_run(
                     hashes.push(m.keyed_hash.as_ref().map(|h| &h[..]));
                 }
             }
-            let inserted = tx.execute(
-                "INSERT INTO messages (id, guild_id, channel_id, thread_id, author_id, created_at, keyed_hash)
-                 SELECT u.id, u.g, u.c, u.t, u.a, to_timestamp(u.at / 1000.0), u.h
-                 FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::bytea[])
-                    AS u(id, g, c, t, a, at, h)
-                 ON CONFLICT (id) DO NOTHING",
-                &[&ids, &guilds, &channels, &threads, &authors, &created, &hashes],
-            )?;
-            counts.messages += inserted;
+            // The daily rollups (migration 0004) grow by exactly the rows
+            // inserted: RETURNING yields no row for a replayed message, so a
+            // replay never counts twice.
+            let inserted: i64 = tx
+                .query_one(
+                    "WITH ins AS (
+                        INSERT INTO messages (id, guild_id, channel_id, thread_id, author_id, created_at, keyed_hash)
+                        SELECT u.id, u.g, u.c, u.t, u.a, to_timestamp(u.at / 1000.0), u.h
+                        FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::bytea[])
+                           AS u(id, g, c, t, a, at, h)
+                        ON CONFLICT (id) DO NOTHING
+                        RETURNING guild_id, channel_id, author_id,
+                                  (created_at AT TIME ZONE 'UTC')::date AS day
+                     ), channel_rollup AS (
+                        INSERT INTO channel_days (guild_id, day, channel_id, messages)
+                        SELECT guild_id, day, channel_id, COUNT(*) FROM ins GROUP BY 1, 2, 3
+                        ON CONFLICT (guild_id, day, channel_id)
+                        DO UPDATE SET messages = channel_days.messages + excluded.messages
+                     ), author_rollup AS (
+                        INSERT INTO author_days (guild_id, author_id, day, messages)
+                        SELECT guild_id, author_id, day, COUNT(*) FROM ins GROUP BY 1, 2, 3
+                        ON CONFLICT (guild_id, author_id, day)
+                        DO UPDATE SET messages = author_days.messages + excluded.messages
+                     ), author_total AS (
+                        INSERT INTO author_totals (guild_id, author_id, messages)
+                        SELECT guild_id, author_id, COUNT(*) FROM ins GROUP BY 1, 2
+                        ON CONFLICT (guild_id, author_id)
+                        DO UPDATE SET messages = author_totals.messages + excluded.messages
+                     )
+                     SELECT COUNT(*) FROM ins",
+                    &[&ids, &guilds, &channels, &threads, &authors, &created, &hashes],
+                )?
+                .get(0);
+            counts.messages += inserted as u64;
         }
         Op::EditMessage { .. } | Op::DeleteMessage { .. } => {
             let deleting = matches!(run[0], Op::DeleteMessage { .. });

@@ -137,15 +137,53 @@ struct Query {
 // converted exactly as the writes convert them, so both sides agree to the
 // millisecond.
 
+// On PostgreSQL, message counts per channel and per author come from the
+// daily rollups of migration 0004 for the whole UTC days inside the window
+// and from `messages` for the partial first and last day. The statements
+// take the whole days `[$d1, $d2)` (Unix ms, midnights) as their last two
+// parameters; when the window holds no whole day, both are `to_ms` and all
+// of it is read from `messages`. SQLite statements declare fewer
+// parameters and take only the leading ones (see `Store::pairs`).
+
+/// The rows of `messages` in the parts of a window outside its whole days,
+/// with `$from`/`$to` the window and `$d1`/`$d2` its whole days; `{key}` is
+/// the grouping column and `{filter}` an extra condition.
+macro_rules! partial_days {
+    ($key:literal, $filter:literal, $d1:literal, $d2:literal) => {
+        concat!(
+            "SELECT ", $key, ", COUNT(*) AS n FROM messages
+               WHERE ", $filter, " guild_id = $1 AND created_at >= to_timestamp($2::int8 / 1000.0)
+                 AND created_at < to_timestamp(", $d1, "::int8 / 1000.0)
+               GROUP BY 1
+             UNION ALL
+             SELECT ", $key, ", COUNT(*) FROM messages
+               WHERE ", $filter, " guild_id = $1 AND created_at >= to_timestamp(", $d2, "::int8 / 1000.0)
+                 AND created_at < to_timestamp($3::int8 / 1000.0)
+               GROUP BY 1"
+        )
+    };
+}
+
+/// The UTC date of a Unix-ms parameter, for comparing with rollup days.
+macro_rules! day_of {
+    ($param:literal) => {
+        concat!("(to_timestamp(", $param, "::int8 / 1000.0) AT TIME ZONE 'UTC')::date")
+    };
+}
+
 const CHANNEL_MESSAGES: Query = Query {
     what: "messages per channel",
     sqlite: "SELECT channel_id, COUNT(*) FROM messages
              WHERE guild_id = ?1 AND created_at >= ?2 AND created_at < ?3
              GROUP BY channel_id ORDER BY channel_id",
-    postgres: "SELECT channel_id, COUNT(*) FROM messages
-               WHERE guild_id = $1 AND created_at >= to_timestamp($2::int8 / 1000.0)
-                 AND created_at < to_timestamp($3::int8 / 1000.0)
-               GROUP BY channel_id ORDER BY channel_id",
+    postgres: concat!(
+        "SELECT channel_id, SUM(n)::int8 FROM (
+           SELECT channel_id, messages AS n FROM channel_days
+             WHERE guild_id = $1 AND day >= ", day_of!("$4"), " AND day < ", day_of!("$5"), "
+           UNION ALL ",
+        partial_days!("channel_id", "", "$4", "$5"),
+        ") s GROUP BY channel_id HAVING SUM(n) > 0 ORDER BY channel_id"
+    ),
 };
 
 const TOP_CHANNELS: Query = Query {
@@ -153,10 +191,14 @@ const TOP_CHANNELS: Query = Query {
     sqlite: "SELECT channel_id, COUNT(*) AS n FROM messages
              WHERE guild_id = ?1 AND created_at >= ?2 AND created_at < ?3
              GROUP BY channel_id ORDER BY n DESC, channel_id LIMIT ?4",
-    postgres: "SELECT channel_id, COUNT(*) AS n FROM messages
-               WHERE guild_id = $1 AND created_at >= to_timestamp($2::int8 / 1000.0)
-                 AND created_at < to_timestamp($3::int8 / 1000.0)
-               GROUP BY channel_id ORDER BY n DESC, channel_id LIMIT $4",
+    postgres: concat!(
+        "SELECT channel_id, SUM(n)::int8 AS total FROM (
+           SELECT channel_id, messages AS n FROM channel_days
+             WHERE guild_id = $1 AND day >= ", day_of!("$5"), " AND day < ", day_of!("$6"), "
+           UNION ALL ",
+        partial_days!("channel_id", "", "$5", "$6"),
+        ") s GROUP BY channel_id HAVING SUM(n) > 0 ORDER BY total DESC, channel_id LIMIT $4"
+    ),
 };
 
 const GUILD_BLOCKS: Query = Query {
@@ -190,20 +232,63 @@ const TOP_AUTHORS: Query = Query {
     sqlite: "SELECT author_id, COUNT(*) AS n FROM messages
              WHERE guild_id = ?1 AND created_at >= ?2 AND created_at < ?3
              GROUP BY author_id ORDER BY n DESC, author_id LIMIT ?4",
-    postgres: "SELECT author_id, COUNT(*) AS n FROM messages
-               WHERE guild_id = $1 AND created_at >= to_timestamp($2::int8 / 1000.0)
-                 AND created_at < to_timestamp($3::int8 / 1000.0)
-               GROUP BY author_id ORDER BY n DESC, author_id LIMIT $4",
+    // Every author's count from the rollups: exact but reads every author
+    // day of the window, so `top_authors` tries a few candidates first.
+    postgres: concat!(
+        "SELECT author_id, SUM(n)::int8 AS total FROM (
+           SELECT author_id, messages AS n FROM author_days
+             WHERE guild_id = $1 AND day >= ", day_of!("$5"), " AND day < ", day_of!("$6"), "
+           UNION ALL ",
+        partial_days!("author_id", "", "$5", "$6"),
+        ") s GROUP BY author_id HAVING SUM(n) > 0 ORDER BY total DESC, author_id LIMIT $4"
+    ),
 };
+
+/// The authors with the largest all-time totals in a guild (PostgreSQL):
+/// no other author of the guild has more messages in any window than the
+/// last one returned.
+const POSTGRES_AUTHOR_CANDIDATES: &str = "SELECT author_id, messages FROM author_totals
+     WHERE guild_id = $1 ORDER BY messages DESC, author_id LIMIT $2";
+
+/// The exact counts in the window of the authors in the array `$4`
+/// (PostgreSQL), whole days `[$5, $6)` from the rollups.
+const POSTGRES_CANDIDATE_COUNTS: &str = concat!(
+    "SELECT author_id, SUM(n)::int8 FROM (
+       SELECT author_id, messages AS n FROM author_days
+         WHERE guild_id = $1 AND author_id = ANY($4::int8[])
+           AND day >= ", day_of!("$5"), " AND day < ", day_of!("$6"), "
+       UNION ALL ",
+    partial_days!("author_id", "author_id = ANY($4::int8[]) AND", "$5", "$6"),
+    ") s GROUP BY author_id HAVING SUM(n) > 0"
+);
 
 const AUTHOR_MESSAGES: Query = Query {
     what: "an author's messages",
     sqlite: "SELECT COUNT(*) FROM messages
              WHERE author_id = ?4 AND created_at >= ?2 AND created_at < ?3 AND guild_id = ?1",
-    postgres: "SELECT COUNT(*) FROM messages
-               WHERE author_id = $4 AND created_at >= to_timestamp($2::int8 / 1000.0)
-                 AND created_at < to_timestamp($3::int8 / 1000.0) AND guild_id = $1",
+    postgres: concat!(
+        "SELECT COALESCE(SUM(n), 0)::int8 FROM (
+           SELECT author_id, messages AS n FROM author_days
+             WHERE guild_id = $1 AND author_id = $4
+               AND day >= ", day_of!("$5"), " AND day < ", day_of!("$6"), "
+           UNION ALL ",
+        partial_days!("author_id", "author_id = $4 AND", "$5", "$6"),
+        ") s"
+    ),
 };
+
+/// Rebuilds the PostgreSQL rollups from `messages`, as migration 0004's
+/// backfill does; for bulk loads that bypass the write path.
+const POSTGRES_REBUILD_ROLLUPS: &str = "
+    TRUNCATE channel_days, author_days, author_totals;
+    INSERT INTO channel_days (guild_id, day, channel_id, messages)
+        SELECT guild_id, (created_at AT TIME ZONE 'UTC')::date, channel_id, COUNT(*)
+        FROM messages GROUP BY 1, 2, 3;
+    INSERT INTO author_days (guild_id, author_id, day, messages)
+        SELECT guild_id, author_id, (created_at AT TIME ZONE 'UTC')::date, COUNT(*)
+        FROM messages GROUP BY 1, 2, 3;
+    INSERT INTO author_totals (guild_id, author_id, messages)
+        SELECT guild_id, author_id, SUM(messages) FROM author_days GROUP BY 1, 2;";
 
 const JOINS_PER_DAY: Query = Query {
     what: "joins per day",
