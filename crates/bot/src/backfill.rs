@@ -19,13 +19,12 @@
 use std::{collections::HashSet, future::Future, pin::pin, time::Duration};
 
 use guildscope_discord::{Page, Rest, RestError, RestErrorKind};
-use guildscope_model::{
-    ChannelId, ChannelInfo, ChannelKind, GuildId, MessageId, MessageMeta, ThreadInfo,
-};
+use guildscope_model::{ChannelId, ChannelKind, GuildId, MessageId, MessageMeta};
 use guildscope_store::{
-    BackfillTarget, BackfillWindow, ChannelProgress, ChannelRow, MessageRow, Op, RowCounts, Store,
-    StoreError, ThreadRow,
+    BackfillTarget, BackfillWindow, ChannelProgress, MessageRow, Op, RowCounts, Store, StoreError,
 };
+
+use crate::collector::{channel_row, keeps_message, thread_row};
 
 /// Milliseconds between the Unix epoch and the Discord epoch (2015-01-01).
 const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
@@ -428,34 +427,10 @@ async fn list_channels(rest: &Rest, guild: GuildId) -> Result<Vec<Op>, RestError
             channels
                 .iter()
                 .filter(|c| !matches!(c.kind, ChannelKind::Private | ChannelKind::Thread))
-                .map(|c| channel_op(guild, c)),
+                .map(|c| Op::UpsertChannel(channel_row(guild, c))),
         )
-        .chain(threads.iter().map(thread_op))
+        .chain(threads.iter().map(|t| Op::UpsertThread(thread_row(t))))
         .collect())
-}
-
-fn channel_op(guild: GuildId, channel: &ChannelInfo) -> Op {
-    Op::UpsertChannel(ChannelRow {
-        id: channel.id,
-        guild_id: channel.guild_id.unwrap_or(guild),
-        name: channel.name.clone(),
-        kind: channel.kind,
-        category_id: channel
-            .parent_id
-            .filter(|_| channel.kind != ChannelKind::Category),
-    })
-}
-
-fn thread_op(thread: &ThreadInfo) -> Op {
-    Op::UpsertThread(ThreadRow {
-        id: thread.id,
-        guild_id: thread.guild_id,
-        parent_id: thread.parent_id,
-        name: thread.name.clone(),
-        archived: thread.archived,
-        locked: thread.locked,
-        created_at_ms: thread.created_at_ms,
-    })
 }
 
 /// Pages through one channel's window from its recorded cursor.
@@ -534,7 +509,7 @@ async fn backfill_channel(
             }
             page_seen += 1;
             progress.cursor = progress.cursor.max(message.id);
-            if keep(message, config.include_bots) {
+            if keeps_message(message, config.include_bots) {
                 ops.push(Op::InsertMessage(MessageRow {
                     id: message.id,
                     guild_id: guild,
@@ -585,11 +560,6 @@ async fn backfill_channel(
             return Ok(Outcome::Done);
         }
     }
-}
-
-/// The collector's rule: people's messages, and bots' when configured.
-fn keep(message: &MessageMeta, include_bots: bool) -> bool {
-    !message.is_system && (include_bots || !message.author_is_bot)
 }
 
 /// Whether a failure may go away by itself: no response, or a 5xx.

@@ -20,8 +20,8 @@ use std::{
 };
 
 use guildscope_model::{
-    ChannelId, ChannelInfo, ChannelKind, Event, GuildId, GuildSnapshot, MemberInfo, RoleId,
-    ThreadInfo, UserId,
+    ChannelId, ChannelInfo, ChannelKind, Event, GuildId, GuildSnapshot, MemberInfo, MessageMeta,
+    RoleId, ThreadInfo, UserId,
 };
 use guildscope_store::{ChannelRow, MemberRow, MessageRow, Op, ThreadRow};
 
@@ -101,34 +101,16 @@ impl Collector {
 
     fn channel_op(&mut self, channel: &ChannelInfo) -> Option<Op> {
         let guild_id = channel.guild_id?;
-        if let Some(category) = channel
-            .parent_id
-            .filter(|_| channel.kind != ChannelKind::Category)
-        {
+        let row = channel_row(guild_id, channel);
+        if let Some(category) = row.category_id {
             self.categories.insert(channel.id, category);
         }
-        Some(Op::UpsertChannel(ChannelRow {
-            id: channel.id,
-            guild_id,
-            name: channel.name.clone(),
-            kind: channel.kind,
-            category_id: channel
-                .parent_id
-                .filter(|_| channel.kind != ChannelKind::Category),
-        }))
+        Some(Op::UpsertChannel(row))
     }
 
     fn thread_op(&mut self, thread: &ThreadInfo) -> Op {
         self.thread_parents.insert(thread.id, thread.parent_id);
-        Op::UpsertThread(ThreadRow {
-            id: thread.id,
-            guild_id: thread.guild_id,
-            parent_id: thread.parent_id,
-            name: thread.name.clone(),
-            archived: thread.archived,
-            locked: thread.locked,
-            created_at_ms: thread.created_at_ms,
-        })
+        Op::UpsertThread(thread_row(thread))
     }
 
     fn is_ignored(&self, channel: ChannelId) -> bool {
@@ -284,7 +266,7 @@ impl Collector {
                 let Some(guild_id) = meta.guild_id else {
                     return;
                 };
-                if meta.is_system || (meta.author_is_bot && !self.include_bots) {
+                if !keeps_message(meta, self.include_bots) {
                     return;
                 }
                 let (channel_id, thread_id) = match self.thread_parents.get(&meta.channel_id) {
@@ -340,6 +322,40 @@ impl Collector {
             _ => {}
         }
     }
+}
+
+/// A channel or category as stored; `guild_id` stands in when the payload
+/// has none (REST lists).
+pub(crate) fn channel_row(guild_id: GuildId, channel: &ChannelInfo) -> ChannelRow {
+    ChannelRow {
+        id: channel.id,
+        guild_id: channel.guild_id.unwrap_or(guild_id),
+        name: channel.name.clone(),
+        kind: channel.kind,
+        // A category's parent is meaningless; a channel's is its category.
+        category_id: channel
+            .parent_id
+            .filter(|_| channel.kind != ChannelKind::Category),
+    }
+}
+
+/// A thread as stored.
+pub(crate) fn thread_row(thread: &ThreadInfo) -> ThreadRow {
+    ThreadRow {
+        id: thread.id,
+        guild_id: thread.guild_id,
+        parent_id: thread.parent_id,
+        name: thread.name.clone(),
+        archived: thread.archived,
+        locked: thread.locked,
+        created_at_ms: thread.created_at_ms,
+    }
+}
+
+/// The message rule: people's messages are kept, Discord's system messages
+/// never, bots' only when the operator asks (`include_bots`).
+pub(crate) fn keeps_message(meta: &MessageMeta, include_bots: bool) -> bool {
+    !meta.is_system && (include_bots || !meta.author_is_bot)
 }
 
 #[cfg(test)]
