@@ -82,17 +82,8 @@ impl StoreWriter {
                         return;
                     }
                 };
-                let (mut tsync, mut tother, mut nb) = (Duration::ZERO, Duration::ZERO, 0);
-                let mut idle = Duration::ZERO;
-                loop {
-                    let w = std::time::Instant::now();
-                    let Some(batch) = rx.blocking_recv() else { break };
-                    idle += w.elapsed();
-                    let t = std::time::Instant::now();
+                while let Some(batch) = rx.blocking_recv() {
                     commit_with_retry(&mut store, &batch.ops, &stats);
-                    let has = batch.ops.iter().any(|op| matches!(op, Op::SyncMembers { .. }));
-                    if has { tsync += t.elapsed(); eprintln!("TMP sync batch {} ops {:?}", batch.ops.len(), t.elapsed()); } else { tother += t.elapsed(); nb += 1; }
-                    if has { eprintln!("TMP other {nb} batches {tother:?}, idle {idle:?}"); }
                     let syncs = batch
                         .ops
                         .iter()

@@ -6,6 +6,10 @@
 // Test helpers fail by panicking, with the error in the message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{postgres, sqlite, until};
+
 use std::{
     sync::{
         Arc,
@@ -25,78 +29,6 @@ use tokio::{
     io::copy_bidirectional,
     net::{TcpListener, TcpStream},
 };
-
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A database for one test: an SQLite file, or a fresh PostgreSQL database
-/// dropped afterwards.
-struct Db {
-    location: Location,
-    _dir: Option<tempfile::TempDir>,
-    drop_pg: Option<(String, String)>,
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Some((admin, db)) = self.drop_pg.take() {
-            // The sync client must not run on the async runtime's threads.
-            let _ = std::thread::spawn(move || {
-                if let Ok(mut client) = postgres::Client::connect(&admin, postgres::NoTls) {
-                    let _ =
-                        client.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
-                }
-            })
-            .join();
-        }
-    }
-}
-
-fn sqlite() -> Db {
-    let dir = tempfile::tempdir().unwrap();
-    Db {
-        location: Location::Sqlite(dir.path().join("stats.db")),
-        _dir: Some(dir),
-        drop_pg: None,
-    }
-}
-
-/// A fresh PostgreSQL database; fails under CI when PostgreSQL is unreachable,
-/// returns `None` (and says so) elsewhere.
-fn postgres(tag: &str) -> Option<(Db, String)> {
-    let admin = std::env::var("GUILDSCOPE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let db = format!("guildscope_e2e_{tag}_{}", std::process::id());
-    let created = {
-        let (admin, db) = (admin.clone(), db.clone());
-        std::thread::spawn(move || {
-            let mut client = postgres::Client::connect(&admin, postgres::NoTls)?;
-            client.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))?;
-            client.batch_execute(&format!("CREATE DATABASE {db}"))
-        })
-        .join()
-        .unwrap()
-    };
-    match created {
-        Ok(()) => {}
-        Err(e) if std::env::var_os("CI").is_some() => {
-            panic!("PostgreSQL is required in CI and unreachable at {admin}: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping the PostgreSQL case: {admin} is unreachable ({e})");
-            return None;
-        }
-    }
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    let url = format!("{base}/{db}");
-    Some((
-        Db {
-            location: Location::parse(&url),
-            _dir: None,
-            drop_pg: Some((admin, db)),
-        },
-        url,
-    ))
-}
 
 /// A TCP proxy in front of PostgreSQL that can be cut, to stand for the
 /// database going away: open connections are severed and new ones refused
@@ -214,14 +146,6 @@ async fn start_with_key(location: Location, seed: u64, key: Option<ContentKey>) 
         stats,
         runtime,
         rest,
-    }
-}
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -389,7 +389,9 @@ fn apply_run(
             let bots: Vec<bool> = users.iter().map(|m| m.is_bot).collect();
             tx.execute(
                 "INSERT INTO users (id, name, is_bot) SELECT * FROM UNNEST($1::int8[], $2::text[], $3::bool[])
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, is_bot = excluded.is_bot",
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, is_bot = excluded.is_bot
+                 -- Unchanged rows are left alone, so a repeated sync writes nothing.
+                 WHERE (users.name, users.is_bot) IS DISTINCT FROM (excluded.name, excluded.is_bot)",
                 &[&user_ids, &names, &bots],
             )?;
             let guilds: Vec<i64> = members.iter().map(|m| sql_id(m.guild_id)).collect();
@@ -411,7 +413,14 @@ fn apply_run(
                                     THEN members.in_guild ELSE true END,
                     left_at = CASE WHEN members.left_at IS NOT NULL AND excluded.joined_at IS NOT NULL
                                     AND excluded.joined_at < members.left_at
-                                   THEN members.left_at ELSE NULL END",
+                                   THEN members.left_at ELSE NULL END
+                 -- A member who is in the guild and unchanged is left alone, so a
+                 -- repeated sync writes nothing.
+                 WHERE NOT (members.left_at IS NULL AND members.in_guild
+                            AND members.is_staff = excluded.is_staff
+                            AND members.pending = excluded.pending
+                            AND members.joined_at IS NOT DISTINCT FROM
+                                COALESCE(excluded.joined_at, members.joined_at))",
                 &[&guilds, &users, &joined, &staff, &pending],
             )?;
             counts.members += n;

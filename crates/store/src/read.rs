@@ -151,13 +151,25 @@ struct Query {
 macro_rules! partial_days {
     ($key:literal, $filter:literal, $d1:literal, $d2:literal) => {
         concat!(
-            "SELECT ", $key, ", COUNT(*) AS n FROM messages
-               WHERE ", $filter, " guild_id = $1 AND created_at >= to_timestamp($2::int8 / 1000.0)
-                 AND created_at < to_timestamp(", $d1, "::int8 / 1000.0)
+            "SELECT ",
+            $key,
+            ", COUNT(*) AS n FROM messages
+               WHERE ",
+            $filter,
+            " guild_id = $1 AND created_at >= to_timestamp($2::int8 / 1000.0)
+                 AND created_at < to_timestamp(",
+            $d1,
+            "::int8 / 1000.0)
                GROUP BY 1
              UNION ALL
-             SELECT ", $key, ", COUNT(*) FROM messages
-               WHERE ", $filter, " guild_id = $1 AND created_at >= to_timestamp(", $d2, "::int8 / 1000.0)
+             SELECT ",
+            $key,
+            ", COUNT(*) FROM messages
+               WHERE ",
+            $filter,
+            " guild_id = $1 AND created_at >= to_timestamp(",
+            $d2,
+            "::int8 / 1000.0)
                  AND created_at < to_timestamp($3::int8 / 1000.0)
                GROUP BY 1"
         )
@@ -167,19 +179,30 @@ macro_rules! partial_days {
 /// The UTC date of a Unix-ms parameter, for comparing with rollup days.
 macro_rules! day_of {
     ($param:literal) => {
-        concat!("(to_timestamp(", $param, "::int8 / 1000.0) AT TIME ZONE 'UTC')::date")
+        concat!(
+            "(to_timestamp(",
+            $param,
+            "::int8 / 1000.0) AT TIME ZONE 'UTC')::date"
+        )
     };
 }
 
+// Left alone, SQLite's planner walks `messages_by_channel` to get rows
+// already grouped by channel, reading every message of every channel; the
+// covering guild index reads only the window (see BENCHMARKS.md).
 const CHANNEL_MESSAGES: Query = Query {
     what: "messages per channel",
-    sqlite: "SELECT channel_id, COUNT(*) FROM messages
+    sqlite: "SELECT channel_id, COUNT(*) FROM messages INDEXED BY messages_by_guild
              WHERE guild_id = ?1 AND created_at >= ?2 AND created_at < ?3
              GROUP BY channel_id ORDER BY channel_id",
     postgres: concat!(
         "SELECT channel_id, SUM(n)::int8 FROM (
            SELECT channel_id, messages AS n FROM channel_days
-             WHERE guild_id = $1 AND day >= ", day_of!("$4"), " AND day < ", day_of!("$5"), "
+             WHERE guild_id = $1 AND day >= ",
+        day_of!("$4"),
+        " AND day < ",
+        day_of!("$5"),
+        "
            UNION ALL ",
         partial_days!("channel_id", "", "$4", "$5"),
         ") s GROUP BY channel_id HAVING SUM(n) > 0 ORDER BY channel_id"
@@ -188,13 +211,17 @@ const CHANNEL_MESSAGES: Query = Query {
 
 const TOP_CHANNELS: Query = Query {
     what: "top channels",
-    sqlite: "SELECT channel_id, COUNT(*) AS n FROM messages
+    sqlite: "SELECT channel_id, COUNT(*) AS n FROM messages INDEXED BY messages_by_guild
              WHERE guild_id = ?1 AND created_at >= ?2 AND created_at < ?3
              GROUP BY channel_id ORDER BY n DESC, channel_id LIMIT ?4",
     postgres: concat!(
         "SELECT channel_id, SUM(n)::int8 AS total FROM (
            SELECT channel_id, messages AS n FROM channel_days
-             WHERE guild_id = $1 AND day >= ", day_of!("$5"), " AND day < ", day_of!("$6"), "
+             WHERE guild_id = $1 AND day >= ",
+        day_of!("$5"),
+        " AND day < ",
+        day_of!("$6"),
+        "
            UNION ALL ",
         partial_days!("channel_id", "", "$5", "$6"),
         ") s GROUP BY channel_id HAVING SUM(n) > 0 ORDER BY total DESC, channel_id LIMIT $4"
@@ -237,7 +264,11 @@ const TOP_AUTHORS: Query = Query {
     postgres: concat!(
         "SELECT author_id, SUM(n)::int8 AS total FROM (
            SELECT author_id, messages AS n FROM author_days
-             WHERE guild_id = $1 AND day >= ", day_of!("$5"), " AND day < ", day_of!("$6"), "
+             WHERE guild_id = $1 AND day >= ",
+        day_of!("$5"),
+        " AND day < ",
+        day_of!("$6"),
+        "
            UNION ALL ",
         partial_days!("author_id", "", "$5", "$6"),
         ") s GROUP BY author_id HAVING SUM(n) > 0 ORDER BY total DESC, author_id LIMIT $4"
@@ -256,7 +287,11 @@ const POSTGRES_CANDIDATE_COUNTS: &str = concat!(
     "SELECT author_id, SUM(n)::int8 FROM (
        SELECT author_id, messages AS n FROM author_days
          WHERE guild_id = $1 AND author_id = ANY($4::int8[])
-           AND day >= ", day_of!("$5"), " AND day < ", day_of!("$6"), "
+           AND day >= ",
+    day_of!("$5"),
+    " AND day < ",
+    day_of!("$6"),
+    "
        UNION ALL ",
     partial_days!("author_id", "author_id = ANY($4::int8[]) AND", "$5", "$6"),
     ") s GROUP BY author_id HAVING SUM(n) > 0"
@@ -270,7 +305,11 @@ const AUTHOR_MESSAGES: Query = Query {
         "SELECT COALESCE(SUM(n), 0)::int8 FROM (
            SELECT author_id, messages AS n FROM author_days
              WHERE guild_id = $1 AND author_id = $4
-               AND day >= ", day_of!("$5"), " AND day < ", day_of!("$6"), "
+               AND day >= ",
+        day_of!("$5"),
+        " AND day < ",
+        day_of!("$6"),
+        "
            UNION ALL ",
         partial_days!("author_id", "author_id = $4 AND", "$5", "$6"),
         ") s"
@@ -349,6 +388,29 @@ fn count(n: i64) -> u64 {
     n.max(0) as u64
 }
 
+/// The first `n` of `params`: SQLite statements declare only the leading
+/// parameters (the whole-day bounds are for PostgreSQL's rollups).
+fn leading(params: &[i64], n: usize) -> &[i64] {
+    &params[..n.min(params.len())]
+}
+
+/// The whole UTC days inside `window`, as `[first midnight, last midnight)`
+/// in Unix ms; `(to_ms, to_ms)` when it holds none, so that the rollups give
+/// nothing and `messages` gives the whole window.
+fn whole_days(window: TimeWindow) -> (i64, i64) {
+    let first = window
+        .from_ms
+        .div_euclid(DAY_MS)
+        .saturating_add(i64::from(window.from_ms.rem_euclid(DAY_MS) != 0))
+        .saturating_mul(DAY_MS);
+    let last = window.to_ms.div_euclid(DAY_MS).saturating_mul(DAY_MS);
+    if first < last {
+        (first, last)
+    } else {
+        (window.to_ms, window.to_ms)
+    }
+}
+
 /// Every bucket overlapping `window`, with the counts found and zeros
 /// elsewhere. `found` is sorted by bucket start.
 fn fill(window: TimeWindow, step: i64, found: &[(i64, i64)]) -> Vec<(i64, u64)> {
@@ -375,6 +437,7 @@ impl Store {
             Self::Sqlite(s) => {
                 let read = || -> rusqlite::Result<Vec<(i64, i64)>> {
                     let mut stmt = s.conn.prepare_cached(query.sqlite)?;
+                    let params = leading(params, stmt.parameter_count());
                     let rows = stmt.query_map(params_from_iter(params), |row| {
                         Ok((row.get(0)?, row.get(1)?))
                     })?;
@@ -400,7 +463,10 @@ impl Store {
             Self::Sqlite(s) => s
                 .conn
                 .prepare_cached(query.sqlite)
-                .and_then(|mut stmt| stmt.query_row(params_from_iter(params), |row| row.get(0)))
+                .and_then(|mut stmt| {
+                    let params = leading(params, stmt.parameter_count());
+                    stmt.query_row(params_from_iter(params), |row| row.get(0))
+                })
                 .map_err(|e| StoreError::new(StoreErrorKind::Query, &s.name, step, e))?,
             Self::Postgres(s) => {
                 let args: Vec<&(dyn ToSql + Sync)> =
@@ -421,9 +487,10 @@ impl Store {
         guild_id: GuildId,
         window: TimeWindow,
     ) -> Result<Vec<ChannelCount>, StoreError> {
+        let (d1, d2) = whole_days(window);
         let rows = self.pairs(
             &CHANNEL_MESSAGES,
-            &[raw(guild_id), window.from_ms, window.to_ms],
+            &[raw(guild_id), window.from_ms, window.to_ms, d1, d2],
         )?;
         Ok(rows.into_iter().map(channel_count).collect())
     }
@@ -436,6 +503,7 @@ impl Store {
         window: TimeWindow,
         limit: u32,
     ) -> Result<Vec<ChannelCount>, StoreError> {
+        let (d1, d2) = whole_days(window);
         let rows = self.pairs(
             &TOP_CHANNELS,
             &[
@@ -443,6 +511,8 @@ impl Store {
                 window.from_ms,
                 window.to_ms,
                 i64::from(limit),
+                d1,
+                d2,
             ],
         )?;
         Ok(rows.into_iter().map(channel_count).collect())
@@ -479,15 +549,26 @@ impl Store {
         window: TimeWindow,
         limit: u32,
     ) -> Result<Vec<AuthorCount>, StoreError> {
-        let rows = self.pairs(
-            &TOP_AUTHORS,
-            &[
-                raw(guild_id),
-                window.from_ms,
-                window.to_ms,
-                i64::from(limit),
-            ],
-        )?;
+        let (d1, d2) = whole_days(window);
+        let params = [
+            raw(guild_id),
+            window.from_ms,
+            window.to_ms,
+            i64::from(limit),
+            d1,
+            d2,
+        ];
+        let rows = match self {
+            // Reading every author day of a long window is too slow for
+            // a large guild; a few candidates usually settle it.
+            Self::Postgres(s) if d2 - d1 >= CANDIDATES_FROM_DAYS * DAY_MS => {
+                match top_authors_from_candidates(s, &params, limit)? {
+                    Some(rows) => rows,
+                    None => self.pairs(&TOP_AUTHORS, &params)?,
+                }
+            }
+            _ => self.pairs(&TOP_AUTHORS, &params)?,
+        };
         Ok(rows
             .into_iter()
             .map(|(author, n)| AuthorCount {
@@ -505,9 +586,17 @@ impl Store {
         author_id: UserId,
         window: TimeWindow,
     ) -> Result<u64, StoreError> {
+        let (d1, d2) = whole_days(window);
         self.scalar(
             &AUTHOR_MESSAGES,
-            &[raw(guild_id), window.from_ms, window.to_ms, raw(author_id)],
+            &[
+                raw(guild_id),
+                window.from_ms,
+                window.to_ms,
+                raw(author_id),
+                d1,
+                d2,
+            ],
         )
     }
 
@@ -557,6 +646,65 @@ impl Store {
     pub fn stored_messages(&mut self) -> Result<u64, StoreError> {
         self.scalar(&STORED_MESSAGES, &[])
     }
+}
+
+/// Windows with at least this many whole days try candidates for top
+/// authors; shorter ones read every author's count directly (cheap enough).
+const CANDIDATES_FROM_DAYS: i64 = 2;
+/// The most candidates tried before reading every author's count.
+const MAX_CANDIDATES: i64 = 4096;
+
+/// Top authors on PostgreSQL without reading every author day of the
+/// window: takes the authors with the largest all-time totals as
+/// candidates and counts their messages in the window exactly. An author
+/// outside the candidates has at most the smallest candidate total in any
+/// window, so once the `limit`-th best count beats that bound (strictly, as
+/// ties go to the smaller id) the answer is exact. Otherwise it tries four
+/// times as many candidates, and gives up (`None`) past [`MAX_CANDIDATES`].
+/// `params` are those of [`TOP_AUTHORS`].
+fn top_authors_from_candidates(
+    s: &mut crate::PostgresStore,
+    params: &[i64; 6],
+    limit: u32,
+) -> Result<Option<Vec<(i64, i64)>>, StoreError> {
+    let [guild, from, to, _, d1, d2] = *params;
+    let limit = limit as usize;
+    if limit == 0 {
+        return Ok(Some(Vec::new()));
+    }
+    let name = s.name.clone();
+    let err = |e| StoreError::new(StoreErrorKind::Query, &name, "while reading top authors", e);
+    let mut wanted = (limit as i64 * 8).max(64);
+    while wanted <= MAX_CANDIDATES {
+        let candidates: Vec<(i64, i64)> = s
+            .client
+            .query(POSTGRES_AUTHOR_CANDIDATES, &[&guild, &wanted])
+            .map_err(err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let ids: Vec<i64> = candidates.iter().map(|(id, _)| *id).collect();
+        let mut counted: Vec<(i64, i64)> = s
+            .client
+            .query(
+                POSTGRES_CANDIDATE_COUNTS,
+                &[&guild, &from, &to, &ids, &d1, &d2],
+            )
+            .map_err(err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        counted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        counted.truncate(limit);
+        let every_author = (candidates.len() as i64) < wanted;
+        let bound = candidates.last().map_or(0, |(_, total)| *total);
+        let settled = counted.len() == limit && counted[limit - 1].1 > bound;
+        if every_author || settled {
+            return Ok(Some(counted));
+        }
+        wanted *= 4;
+    }
+    Ok(None)
 }
 
 fn channel_count((channel, n): (i64, i64)) -> ChannelCount {
@@ -809,8 +957,14 @@ fn seed_postgres_messages(
     // Index-only scans need the visibility map; a fresh bulk load has none yet.
     // VACUUM refuses to run in the implicit transaction of a multi-statement
     // batch, so one statement at a time.
+    s.client
+        .batch_execute(POSTGRES_REBUILD_ROLLUPS)
+        .map_err(err)?;
     for sql in [
         "VACUUM ANALYZE messages",
+        "VACUUM ANALYZE channel_days",
+        "VACUUM ANALYZE author_days",
+        "VACUUM ANALYZE author_totals",
         "VACUUM ANALYZE members",
         "SET synchronous_commit = on",
     ] {

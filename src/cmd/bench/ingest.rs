@@ -17,12 +17,7 @@ use guildscope_simulator::{SimConfig, Simulator};
 use guildscope_store::{Location, Store};
 
 use super::{FreshDatabase, fresh_location, peak_rss_bytes, process_cpu_time};
-use crate::{
-    cli::BenchIngestArgs,
-    cmd::wiring,
-    config::LogFormat,
-    logging,
-};
+use crate::{cli::BenchIngestArgs, cmd::wiring, config::LogFormat, logging};
 
 /// Guilds in the simulated community (the firehose spreads over them).
 const GUILDS: u32 = 2;
