@@ -15,8 +15,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
-use guildscope_discord::{DiscordConfig, Gateway, Rest};
-use guildscope_model::Secret;
+use guildscope_discord::{Gateway, Rest};
 use guildscope_simulator::{SimConfig, Simulator};
 use guildscope_store::{ExistingDatabase, Location, create_postgres_database};
 use tokio_websockets::{ClientBuilder, Message};
@@ -79,12 +78,7 @@ async fn through_twilight(
     events: u64,
     shards: u32,
 ) -> anyhow::Result<Measured> {
-    let info = simulator.info();
-    let config = DiscordConfig::local(
-        Secret::new(info.token.clone()),
-        info.rest_url.clone(),
-        info.gateway_url.clone(),
-    );
+    let config = super::wiring::discord_for(simulator);
     let rest = Rest::new(&config);
     let Gateway {
         handle,
@@ -219,35 +213,30 @@ pub(crate) struct FreshDatabase {
     pub(crate) postgres_name: &'static str,
 }
 
-/// The database to fill: the one given, or a fresh default one. Blocks (the
-/// PostgreSQL client), so it runs on a blocking thread.
-pub(crate) fn fresh_location(
+/// The database to fill: the one given, or a fresh default one. The
+/// PostgreSQL client blocks, so the work runs on a blocking thread.
+pub(crate) async fn fresh_location(
     database: Option<String>,
     store: BenchStore,
     fresh: FreshDatabase,
 ) -> anyhow::Result<Location> {
-    Ok(match (database, store) {
-        (Some(url), _) => Location::parse(&url),
-        (None, BenchStore::Sqlite) => {
-            let path = fresh.sqlite_file;
-            for suffix in ["", "-wal", "-shm"] {
-                match std::fs::remove_file(format!("{path}{suffix}")) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("while removing {path}{suffix}"));
-                    }
-                }
+    tokio::task::spawn_blocking(move || {
+        Ok(match (database, store) {
+            (Some(url), _) => Location::parse(&url),
+            (None, BenchStore::Sqlite) => {
+                super::remove_sqlite_files(fresh.sqlite_file)?;
+                Location::Sqlite(PathBuf::from(fresh.sqlite_file))
             }
-            Location::Sqlite(PathBuf::from(path))
-        }
-        (None, BenchStore::Postgres) => Location::parse(
-            &create_postgres_database(
-                read::DEFAULT_POSTGRES_ADMIN,
-                fresh.postgres_name,
-                ExistingDatabase::Recreate,
-            )
-            .context("while creating the benchmark database")?,
-        ),
+            (None, BenchStore::Postgres) => Location::parse(
+                &create_postgres_database(
+                    read::DEFAULT_POSTGRES_ADMIN,
+                    fresh.postgres_name,
+                    ExistingDatabase::Recreate,
+                )
+                .context("while creating the benchmark database")?,
+            ),
+        })
     })
+    .await
+    .context("the setup thread failed")?
 }

@@ -11,8 +11,6 @@ use std::{
 
 use anyhow::Context;
 use guildscope_bot::{BotConfig, LatencySummary, Snapshot, WriterConfig};
-use guildscope_discord::DiscordConfig;
-use guildscope_model::Secret;
 use guildscope_simulator::{GroundTruth, SimConfig, Simulator};
 use guildscope_store::Location;
 
@@ -31,7 +29,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     logging::init("warn", LogFormat::Auto);
     let database = match args.database {
         Some(path) => path,
-        None => fresh_default_database()?,
+        None => {
+            super::remove_sqlite_files(DEFAULT_DATABASE)?;
+            PathBuf::from(DEFAULT_DATABASE)
+        }
     };
     let started = Instant::now();
     let simulator = Simulator::start(SimConfig {
@@ -43,12 +44,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     })
     .await
     .context("while starting the simulator")?;
-    let info = simulator.info();
-    let discord = DiscordConfig::local(
-        Secret::new(info.token.clone()),
-        info.rest_url.clone(),
-        info.gateway_url.clone(),
-    );
+    let discord = wiring::discord_for(&simulator);
     let bot = BotConfig {
         writer: Some(WriterConfig::new(Location::Sqlite(database.clone()))),
         ..BotConfig::default()
@@ -105,19 +101,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     print!("{}", summary.render());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Removes the previous demo database so every run starts empty.
-fn fresh_default_database() -> anyhow::Result<PathBuf> {
-    for suffix in ["", "-wal", "-shm"] {
-        let path = format!("{DEFAULT_DATABASE}{suffix}");
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("while removing the previous {path}")),
-        }
-    }
-    Ok(PathBuf::from(DEFAULT_DATABASE))
 }
 
 /// Polls `done` every 20 ms until it holds or `limit` passes.

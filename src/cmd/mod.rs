@@ -47,6 +47,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Removes an SQLite database file with its WAL and shared-memory files, so a
+/// run starts from an empty database; a file that is not there is fine.
+pub fn remove_sqlite_files(path: &str) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        match std::fs::remove_file(format!("{path}{suffix}")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("while removing {path}{suffix}")),
+        }
+    }
+    Ok(())
+}
+
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
 pub async fn shutdown_signal() {
     let ctrl_c = async {

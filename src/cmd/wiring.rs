@@ -8,6 +8,8 @@ use guildscope_bot::{Bot, BotConfig, BotStats, commands};
 use guildscope_discord::{
     CommandScope, CommandSpec, DiscordConfig, Gateway, GatewayHandle, GatewayStats, Rest,
 };
+use guildscope_model::Secret;
+use guildscope_simulator::Simulator;
 use guildscope_store::StoreError;
 use tokio::task::JoinHandle;
 
@@ -20,6 +22,16 @@ pub struct RunningBot {
     /// What the handlers did.
     pub bot_stats: Arc<BotStats>,
     runtime: JoinHandle<Result<(), StoreError>>,
+}
+
+/// A Discord configuration pointing at a running simulator.
+pub fn discord_for(simulator: &Simulator) -> DiscordConfig {
+    let info = simulator.info();
+    DiscordConfig::local(
+        Secret::new(info.token.clone()),
+        info.rest_url.clone(),
+        info.gateway_url.clone(),
+    )
 }
 
 /// Connects the shards, registers the slash commands and starts handling.

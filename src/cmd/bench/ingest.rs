@@ -11,8 +11,6 @@ use std::{
 
 use anyhow::Context;
 use guildscope_bot::{BotConfig, CollectorConfig, WriterConfig};
-use guildscope_discord::DiscordConfig;
-use guildscope_model::Secret;
 use guildscope_simulator::{SimConfig, Simulator};
 use guildscope_store::{Location, Store};
 
@@ -30,18 +28,15 @@ pub async fn run(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     logging::init("warn", LogFormat::Auto);
     let store_kind = args.store;
     let database = args.database.clone();
-    let location = tokio::task::spawn_blocking(move || {
-        fresh_location(
-            database,
-            store_kind,
-            FreshDatabase {
-                sqlite_file: "guildscope-bench-ingest.db",
-                postgres_name: "guildscope_bench",
-            },
-        )
-    })
-    .await
-    .context("the setup thread failed")??;
+    let location = fresh_location(
+        database,
+        store_kind,
+        FreshDatabase {
+            sqlite_file: "guildscope-bench-ingest.db",
+            postgres_name: "guildscope_bench",
+        },
+    )
+    .await?;
     let rows_before = count_messages(&location).await?;
 
     let simulator = Simulator::start(SimConfig {
@@ -51,12 +46,7 @@ pub async fn run(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     })
     .await
     .context("while starting the simulator")?;
-    let info = simulator.info();
-    let discord = DiscordConfig::local(
-        Secret::new(info.token.clone()),
-        info.rest_url.clone(),
-        info.gateway_url.clone(),
-    );
+    let discord = wiring::discord_for(&simulator);
     let bot = BotConfig {
         // Every firehose message becomes a row, whoever wrote it.
         collector: CollectorConfig {

@@ -19,7 +19,7 @@ use std::{
 use anyhow::{Context, bail, ensure};
 use guildscope_bot::{BotConfig, WriterConfig};
 use guildscope_discord::DiscordConfig;
-use guildscope_model::{GuildId, Secret};
+use guildscope_model::GuildId;
 use guildscope_simulator::{SimConfig, Simulator};
 use guildscope_store::{Location, MembershipDay, Store, TimeWindow};
 
@@ -39,18 +39,15 @@ pub async fn run(args: BenchSyncArgs) -> anyhow::Result<ExitCode> {
     logging::init("warn", LogFormat::Auto);
     let store_kind = args.store;
     let database = args.database.clone();
-    let location = tokio::task::spawn_blocking(move || {
-        fresh_location(
-            database,
-            store_kind,
-            FreshDatabase {
-                sqlite_file: "guildscope-bench-sync.db",
-                postgres_name: "guildscope_bench_sync",
-            },
-        )
-    })
-    .await
-    .context("the setup thread failed")??;
+    let location = fresh_location(
+        database,
+        store_kind,
+        FreshDatabase {
+            sqlite_file: "guildscope-bench-sync.db",
+            postgres_name: "guildscope_bench_sync",
+        },
+    )
+    .await?;
 
     let built = Instant::now();
     let simulator = Simulator::start(SimConfig {
@@ -78,12 +75,7 @@ pub async fn run(args: BenchSyncArgs) -> anyhow::Result<ExitCode> {
         before.in_guild
     );
 
-    let info = simulator.info();
-    let discord = DiscordConfig::local(
-        Secret::new(info.token.clone()),
-        info.rest_url.clone(),
-        info.gateway_url.clone(),
-    );
+    let discord = wiring::discord_for(&simulator);
     // A guild at or below the large threshold comes whole in GUILD_CREATE.
     let chunks = if expected > discord.large_threshold {
         expected.div_ceil(CHUNK_SIZE)
