@@ -1,14 +1,15 @@
 //! End to end: the simulator sends a seeded community's traffic over real
 //! sockets, the bot stores statistics, and the stored rows must equal the
 //! simulator's ground truth, on SQLite and on PostgreSQL, also across a
-//! forced gateway disconnect and a database outage in the middle of the run.
+//! forced gateway disconnect, a cut connection to the database, and a
+//! PostgreSQL server stopped and restarted in the middle of the run.
 
 // Test helpers fail by panicking, with the error in the message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{postgres, sqlite, until};
+use common::{PrivatePostgres, postgres, sqlite, until};
 
 use std::{
     sync::{
@@ -72,9 +73,23 @@ impl Outage {
         });
         Self { port, up }
     }
+}
 
+/// A database that a test can take away and bring back.
+trait Switch: Sync {
+    fn set_up(&self, up: bool);
+}
+
+impl Switch for Outage {
     fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
+    }
+}
+
+impl Switch for PrivatePostgres {
+    /// Stops or starts the whole server (`pg_ctl stop -m fast` / `start`).
+    fn set_up(&self, up: bool) {
+        tokio::task::block_in_place(|| self.set_running(up));
     }
 }
 
@@ -228,7 +243,7 @@ async fn run_and_compare(
     location: Location,
     seed: u64,
     disruption: Disruption,
-    outage: Option<&Outage>,
+    outage: Option<&dyn Switch>,
 ) {
     let run = start(location.clone(), seed).await;
     until("traffic to flow", || {
@@ -344,8 +359,38 @@ async fn postgres_rows_equal_the_ground_truth_across_a_database_outage() {
     let outage = Outage::start("127.0.0.1:5432").await;
     let through_proxy =
         Location::parse(&url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", outage.port)));
-    run_and_compare(through_proxy, 14, Disruption::DatabaseOutage, Some(&outage)).await;
+    run_and_compare(
+        through_proxy,
+        14,
+        Disruption::DatabaseOutage,
+        Some(&outage as &dyn Switch),
+    )
+    .await;
     drop(db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rows_equal_the_ground_truth_across_a_postgres_restart() {
+    // A server of the test's own: stopping the machine's shared one would
+    // disturb every other test using it.
+    let Some(server) = PrivatePostgres::start() else {
+        return;
+    };
+    let admin = server.url("postgres");
+    tokio::task::spawn_blocking(move || {
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        client.batch_execute("CREATE DATABASE stats").unwrap();
+    })
+    .await
+    .unwrap();
+    let location = Location::parse(&server.url("stats"));
+    run_and_compare(
+        location,
+        16,
+        Disruption::DatabaseOutage,
+        Some(&server as &dyn Switch),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
