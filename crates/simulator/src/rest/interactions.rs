@@ -212,17 +212,7 @@ pub(crate) async fn edit_message(
     let mut registry = lock(&shared.interactions);
     let entry = webhook_entry(&shared, &mut registry, &webhook, &token)?;
     let elapsed = entry.elapsed_ms();
-    let slot = if message == "@original" {
-        entry.original_message.as_mut()
-    } else {
-        let id = snowflake(&message, ApiError::UNKNOWN_MESSAGE)?;
-        entry
-            .followup_messages
-            .iter_mut()
-            .find(|(m, _)| *m == id)
-            .map(|(_, v)| v)
-    }
-    .ok_or(ApiError::UNKNOWN_MESSAGE)?;
+    let slot = named_message(entry, &message)?;
     let message_id: u64 = slot["id"]
         .as_str()
         .and_then(|s| s.parse().ok())
@@ -257,6 +247,21 @@ pub(crate) async fn edit_message(
     Ok(Json(answer))
 }
 
+/// The message a webhook route names: `@original` or a followup's id.
+fn named_message<'a>(entry: &'a mut Entry, message: &str) -> Result<&'a mut Value, ApiError> {
+    if message == "@original" {
+        entry.original_message.as_mut()
+    } else {
+        let id = snowflake(message, ApiError::UNKNOWN_MESSAGE)?;
+        entry
+            .followup_messages
+            .iter_mut()
+            .find(|(m, _)| *m == id)
+            .map(|(_, v)| v)
+    }
+    .ok_or(ApiError::UNKNOWN_MESSAGE)
+}
+
 /// `GET /webhooks/{application}/{token}/messages/{message}`.
 pub(crate) async fn get_message(
     State(shared): State<Arc<Shared>>,
@@ -264,15 +269,5 @@ pub(crate) async fn get_message(
 ) -> Result<Json<Value>, ApiError> {
     let mut registry = lock(&shared.interactions);
     let entry = webhook_entry(&shared, &mut registry, &webhook, &token)?;
-    let found = if message == "@original" {
-        entry.original_message.clone()
-    } else {
-        let id = snowflake(&message, ApiError::UNKNOWN_MESSAGE)?;
-        entry
-            .followup_messages
-            .iter()
-            .find(|(m, _)| *m == id)
-            .map(|(_, v)| v.clone())
-    };
-    found.map(Json).ok_or(ApiError::UNKNOWN_MESSAGE)
+    Ok(Json(named_message(entry, &message)?.clone()))
 }
