@@ -31,6 +31,12 @@ pub enum Command {
     /// Forget a user: remove their member and user rows and delete or
     /// anonymise their messages, in one transaction.
     ForgetUser(ForgetUserArgs),
+    /// Post a deploy marker (a Grafana annotation and/or a Honeycomb marker)
+    /// to the endpoints in `[markers]`.
+    Marker(MarkerArgs),
+    /// Validate the configuration, show which exporters are on, and check
+    /// that each configured endpoint answers.
+    CheckConfig(CheckConfigArgs),
     /// Measure throughput (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -98,6 +104,42 @@ pub struct DemoArgs {
     /// SQLite file for the statistics (default: guildscope-demo.db here, recreated).
     #[arg(long)]
     pub database: Option<PathBuf>,
+    /// Where the Prometheus endpoint listens; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub metrics_listen: std::net::SocketAddr,
+}
+
+/// `guildscope marker`.
+#[derive(Debug, Args)]
+pub struct MarkerArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// What happened, e.g. "deploy v1.4.2".
+    #[arg(long)]
+    pub text: String,
+    /// The marker type (Honeycomb) and a tag (Grafana).
+    #[arg(long, default_value = "deploy")]
+    pub kind: String,
+    /// A link to the change, e.g. the release page or the commit.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Extra Grafana tags (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// How long the deploy took, for a marker spanning it (e.g. 90s);
+    /// without it the marker is a point in time.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+/// `guildscope check-config`.
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// How long to wait for each endpoint.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 /// `guildscope migrate`.

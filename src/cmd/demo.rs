@@ -14,7 +14,14 @@ use guildscope_bot::{BotConfig, LatencySummary, Snapshot, WriterConfig};
 use guildscope_simulator::{GroundTruth, SimConfig, Simulator};
 use guildscope_store::Location;
 
-use crate::{cli::DemoArgs, cmd::wiring, config::LogFormat, logging};
+use crate::{
+    cli::DemoArgs,
+    cmd::{
+        telemetry::{Telemetry, otel_config},
+        wiring,
+    },
+    config::{Config, Overrides},
+};
 
 /// The demo database when none is given; recreated on every run.
 const DEFAULT_DATABASE: &str = "guildscope-demo.db";
@@ -25,8 +32,27 @@ const SHARDS: u32 = 2;
 
 /// Runs the demo and prints its summary.
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    // Warnings only: the progress display owns the terminal.
-    logging::init("warn", LogFormat::Auto);
+    // The environment configures telemetry (OTEL_EXPORTER_OTLP_ENDPOINT,
+    // SENTRY_DSN, ...); logs are warnings only, as the progress display owns
+    // the terminal.
+    let mut config = Config::load(None, &Overrides::default())?;
+    config.log_level = "warn".into();
+    config.telemetry.metrics.listen = Some(args.metrics_listen);
+    let telemetry = Telemetry::start(&config).await?;
+    let traces = otel_config(&config)?.traces.map(|t| t.url);
+    println!(
+        "metrics  {}",
+        telemetry
+            .prometheus_addr()
+            .map(|a| format!("http://{a}/metrics"))
+            .unwrap_or_else(|| "off".into())
+    );
+    println!(
+        "traces   {}",
+        traces
+            .as_deref()
+            .unwrap_or("off (set OTEL_EXPORTER_OTLP_ENDPOINT to export them)")
+    );
     let database = match args.database {
         Some(path) => path,
         None => {
@@ -49,7 +75,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         writer: Some(WriterConfig::new(Location::Sqlite(database.clone()))),
         ..BotConfig::default()
     };
-    let running = wiring::start(&discord, bot).await?;
+    let running = wiring::start(&discord, bot, Some(&telemetry)).await?;
 
     wait_until(Duration::from_secs(15), || {
         running.gateway_stats.events("GUILD_CREATE") >= u64::from(GUILDS)
@@ -88,6 +114,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     running.stop().await?;
     let truth = simulator.ground_truth();
     simulator.shutdown().await;
+    telemetry.shutdown().await;
 
     let summary = Summary {
         elapsed: started.elapsed(),

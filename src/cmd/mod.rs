@@ -3,11 +3,14 @@
 
 mod backfill;
 mod bench;
+mod check_config;
 mod demo;
 mod forget_user;
+mod marker;
 mod migrate;
 mod run;
 mod simulate;
+mod telemetry;
 mod wiring;
 
 use std::process::ExitCode;
@@ -39,6 +42,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
                     .context("while forgetting a user")?
             }
+            Command::Marker(args) => marker::run(args).await,
+            Command::CheckConfig(args) => check_config::run(args).await,
             Command::Bench(BenchCommand::Gateway(args)) => bench::gateway(args).await,
             Command::Bench(BenchCommand::Read(args)) => bench::read::run(args).await,
             Command::Bench(BenchCommand::Ingest(args)) => bench::ingest::run(args).await,

@@ -8,9 +8,12 @@ use guildscope_discord::{ContentKey, DiscordConfig};
 
 use crate::{
     cli::RunArgs,
-    cmd::{shutdown_signal, wiring},
+    cmd::{
+        shutdown_signal,
+        telemetry::{Telemetry, version},
+        wiring,
+    },
     config::{Config, ConfigError, Overrides},
-    logging,
 };
 
 /// Runs until Ctrl-C or SIGTERM, or until the gateway refuses us for good.
@@ -21,12 +24,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         database: args.config.database,
     };
     let config = Config::load(args.config.config.as_deref(), &overrides)?;
-    logging::init(&config.log_level, config.log_format);
+    // Secrets are checked before anything starts listening.
     let discord = discord_config(&config)?;
+    let telemetry = Telemetry::start(&config).await?;
     let bot = bot_config(&config);
-    let running = wiring::start(&discord, bot).await?;
+    let running = match wiring::start(&discord, bot, Some(&telemetry)).await {
+        Ok(running) => running,
+        Err(error) => {
+            telemetry.shutdown().await;
+            return Err(error);
+        }
+    };
     tracing::info!(
         shards = running.gateway.shard_count(),
+        metrics = ?telemetry.prometheus_addr().map(|a| format!("http://{a}/metrics")),
+        version = %version(),
         "guildscope is running"
     );
 
@@ -38,7 +50,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Ok(())
         }
     };
-    running.stop().await?;
+    let stopped = running.stop().await;
+    telemetry.shutdown().await;
+    stopped?;
     outcome?;
     Ok(ExitCode::SUCCESS)
 }
@@ -76,6 +90,7 @@ pub fn bot_config(config: &Config) -> BotConfig {
             batch_interval: Duration::from_millis(config.batch_interval_ms),
             ..WriterConfig::new(config.storage.clone())
         }),
+        flags: config.flags.clone(),
         ..BotConfig::default()
     }
 }

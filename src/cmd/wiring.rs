@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use guildscope_bot::{Bot, BotConfig, BotStats, commands};
-use guildscope_discord::{
-    CommandScope, CommandSpec, DiscordConfig, Gateway, GatewayHandle, GatewayStats, Rest,
-};
+use guildscope_bot::{Bot, BotConfig, BotStats, RestMetrics, commands};
+use guildscope_discord::{CommandScope, DiscordConfig, Gateway, GatewayHandle, GatewayStats, Rest};
 use guildscope_model::Secret;
 use guildscope_simulator::Simulator;
 use guildscope_store::StoreError;
 use tokio::task::JoinHandle;
+
+use crate::cmd::telemetry::Telemetry;
 
 /// A bot that is connected and handling events.
 pub struct RunningBot {
@@ -34,20 +34,28 @@ pub fn discord_for(simulator: &Simulator) -> DiscordConfig {
     )
 }
 
-/// Connects the shards, registers the slash commands and starts handling.
-pub async fn start(discord: &DiscordConfig, bot: BotConfig) -> anyhow::Result<RunningBot> {
-    let rest = Rest::new(discord);
-    let specs = commands::COMMANDS
-        .iter()
-        .map(|(name, description)| CommandSpec::new(*name, *description))
-        .collect();
-    rest.set_commands(CommandScope::Global, specs)
+/// Connects the shards, registers the slash commands and starts handling,
+/// reporting to `telemetry` when given.
+pub async fn start(
+    discord: &DiscordConfig,
+    bot: BotConfig,
+    telemetry: Option<&Telemetry>,
+) -> anyhow::Result<RunningBot> {
+    let mut rest = Rest::new(discord);
+    if let Some(telemetry) = telemetry {
+        rest = rest.with_observer(Arc::new(RestMetrics(Arc::clone(&telemetry.metrics))));
+    }
+    rest.set_commands(CommandScope::Global, commands::specs())
         .await
         .context("while registering slash commands")?;
     let Gateway { handle, events } = Gateway::start(discord, &rest)
         .await
         .context("while connecting to the gateway")?;
-    let bot = Bot::new(bot, rest, Arc::new(handle.clone()));
+    let mut bot = Bot::new(bot, rest, Arc::new(handle.clone()));
+    if let Some(telemetry) = telemetry {
+        bot = bot.with_telemetry(Arc::clone(&telemetry.metrics), telemetry.reporter.clone());
+        telemetry.watch_gateway(handle.clone());
+    }
     let bot_stats = bot.stats();
     let gateway_stats = Arc::clone(handle.stats());
     let runtime = tokio::spawn(bot.run(events));

@@ -19,7 +19,14 @@ pub fn guildscope() -> Command {
         .env_remove("DISCORD_TOKEN")
         .env_remove("GUILDSCOPE_CONFIG")
         .env_remove("GUILDSCOPE_DATABASE")
-        .env_remove("GUILDSCOPE_KEYED_HASH_KEY");
+        .env_remove("GUILDSCOPE_KEYED_HASH_KEY")
+        .env_remove("SENTRY_DSN")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_HEADERS")
+        .env_remove("OTEL_SERVICE_NAME")
+        // Tests run side by side: each bot's metrics endpoint takes a free port.
+        .env("GUILDSCOPE_METRICS_LISTEN", "127.0.0.1:0");
     command
 }
 

@@ -47,6 +47,8 @@ pub struct Collector {
     thread_parents: HashMap<ChannelId, Option<ChannelId>>,
     /// Channel id → category id, to apply ignored categories.
     categories: HashMap<ChannelId, ChannelId>,
+    /// Channel id → name, for per-channel message counters.
+    names: HashMap<ChannelId, String>,
     /// Member syncs waiting for their chunks, by guild.
     member_syncs: HashMap<GuildId, MemberSync>,
     /// Member requests the runtime should send: guild and nonce.
@@ -105,12 +107,25 @@ impl Collector {
         if let Some(category) = row.category_id {
             self.categories.insert(channel.id, category);
         }
+        if self.names.get(&channel.id) != Some(&channel.name) {
+            self.names.insert(channel.id, channel.name.clone());
+        }
         Some(Op::UpsertChannel(row))
     }
 
     fn thread_op(&mut self, thread: &ThreadInfo) -> Op {
         self.thread_parents.insert(thread.id, thread.parent_id);
         Op::UpsertThread(thread_row(thread))
+    }
+
+    /// The channel's name, or for a thread its parent channel's, as last
+    /// seen on the gateway.
+    pub fn channel_name(&self, channel: ChannelId) -> Option<&str> {
+        let named = match self.thread_parents.get(&channel) {
+            Some(Some(parent)) => *parent,
+            _ => channel,
+        };
+        self.names.get(&named).map(String::as_str)
     }
 
     fn is_ignored(&self, channel: ChannelId) -> bool {

@@ -5,11 +5,16 @@
 
 use std::{sync::Arc, time::Instant};
 
-use guildscope_discord::{InteractionReply, Rest};
-use guildscope_model::{Interaction, InteractionKind};
+use guildscope_discord::{CommandSpec, InteractionReply, OptionSpec, Rest, RestError};
+use guildscope_model::{Interaction, InteractionKind, Snowflake};
+use guildscope_store::{ChannelCount, StoreError, TimeWindow};
+use guildscope_telemetry::reports::{ErrorReport, ErrorReporter};
+use tracing::{Instrument, Span};
 
 use crate::{
     GatewayControl,
+    flags::{Flags, Subject},
+    reader::StoreReader,
     stats::{BotStats, Outcome},
 };
 
@@ -22,6 +27,12 @@ pub struct CommandContext {
     pub stats: Arc<BotStats>,
     /// The gateway, for heartbeat latency.
     pub gateway: Arc<dyn GatewayControl>,
+    /// Where unexpected failures are reported, when configured.
+    pub reporter: Option<ErrorReporter>,
+    /// Feature flags.
+    pub flags: Arc<Flags>,
+    /// Read access to the statistics, when the bot keeps them.
+    pub reader: Option<Arc<StoreReader>>,
 }
 
 impl std::fmt::Debug for CommandContext {
@@ -30,55 +41,183 @@ impl std::fmt::Debug for CommandContext {
     }
 }
 
-/// The commands guildscope registers, by name.
-pub const COMMANDS: &[(&str, &str)] = &[(
-    "ping",
-    "Gateway heartbeat latency and a measured REST round trip",
-)];
+/// The slash commands guildscope registers.
+pub fn specs() -> Vec<CommandSpec> {
+    vec![
+        CommandSpec::new(
+            "ping",
+            "Gateway heartbeat latency and a measured REST round trip",
+        ),
+        CommandSpec::new("stats", "Community statistics").option(OptionSpec::subcommand(
+            "server",
+            "Members, messages in the last 24 hours and 7 days, and the busiest channels",
+            Vec::new(),
+        )),
+    ]
+}
 
-/// Runs one interaction to completion and counts how it ended.
+/// Why a command could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Discord refused or did not answer.
+    #[error(transparent)]
+    Rest(#[from] RestError),
+    /// The statistics database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs one interaction to completion inside its root span (created when
+/// the interaction arrived, so the trace shows its wait on the bus), records
+/// how it ended on that span, counts it, and reports failures.
 pub async fn handle(
     ctx: CommandContext,
     shard: u32,
     interaction: Box<Interaction>,
     received_at: Instant,
+    span: Span,
 ) {
-    let outcome = match interaction.kind {
-        InteractionKind::Autocomplete => {
-            match ctx.rest.autocomplete(&interaction, Vec::new()).await {
-                Ok(()) => Outcome::Ok,
-                Err(error) => {
-                    tracing::warn!(%error, command = %interaction.name, "autocomplete reply failed");
-                    Outcome::Error
-                }
+    let result = dispatch(&ctx, shard, &interaction, &span)
+        .instrument(span.clone())
+        .await;
+    let outcome = match &result {
+        Ok(outcome) => *outcome,
+        Err(_) => Outcome::Error,
+    };
+    span.record("command.outcome", outcome.as_str());
+    match result {
+        Ok(_) => {
+            span.record("otel.status_code", "OK");
+        }
+        Err(error) => {
+            let text = error.to_string();
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_description", text.as_str());
+            span.record("error", text.as_str());
+            ctx.stats.error("command");
+            tracing::warn!(parent: &span, error = %text, command = %interaction.name, "command failed");
+            if let Some(reporter) = &ctx.reporter {
+                let trace_id = span_trace_id(&span);
+                reporter.report(&ErrorReport {
+                    kind: "command",
+                    error: &text,
+                    command: Some(&interaction.name),
+                    user_id: Some(interaction.user_id.get()),
+                    guild_id: interaction.guild_id.map(|g| g.get()),
+                    channel_id: interaction.channel_id.map(|c| c.get()),
+                    message_id: None,
+                    interaction_id: Some(interaction.id.get()),
+                    shard: Some(shard),
+                    trace_id: trace_id.as_deref(),
+                });
             }
         }
-        InteractionKind::Command => run_command(&ctx, shard, &interaction).await,
-    };
-    if outcome == Outcome::Error {
-        ctx.stats.error("command");
     }
-    ctx.stats.command_answered(outcome, received_at.elapsed());
+    ctx.stats
+        .command_answered(&interaction.name, outcome, received_at.elapsed());
 }
 
-async fn run_command(ctx: &CommandContext, shard: u32, interaction: &Interaction) -> Outcome {
-    let (reply, outcome) = match interaction.name.as_str() {
-        "ping" => (ping(ctx, shard).await, Outcome::Ok),
-        other => (
-            InteractionReply {
-                content: format!("`/{other}` is not a command this bot knows. Try `/ping`."),
-                ephemeral: true,
-            },
-            Outcome::UserError,
-        ),
-    };
-    match ctx.rest.reply(interaction, reply).await {
-        Ok(()) => outcome,
-        Err(error) => {
-            tracing::warn!(%error, command = %interaction.name, "command reply failed");
-            Outcome::Error
+/// The trace id of `span`, to quote in error reports.
+fn span_trace_id(span: &Span) -> Option<String> {
+    span.in_scope(guildscope_telemetry::otel::current_trace_id)
+}
+
+/// Runs the handler for an interaction; `Err` is a failure on our side or
+/// Discord's.
+async fn dispatch(
+    ctx: &CommandContext,
+    shard: u32,
+    interaction: &Interaction,
+    root: &Span,
+) -> Result<Outcome, CommandError> {
+    match interaction.kind {
+        InteractionKind::Autocomplete => {
+            ctx.rest.autocomplete(interaction, Vec::new()).await?;
+            Ok(Outcome::Ok)
         }
+        InteractionKind::Command => run_command(ctx, shard, interaction, root).await,
     }
+}
+
+async fn run_command(
+    ctx: &CommandContext,
+    shard: u32,
+    interaction: &Interaction,
+    root: &Span,
+) -> Result<Outcome, CommandError> {
+    let subject = Subject {
+        user: interaction.user_id,
+        guild: interaction.guild_id,
+        roles: &interaction.member_roles,
+    };
+    let (reply, outcome) = if let Some(flag) = ctx.flags.gate(&interaction.name, subject, root) {
+        (
+            InteractionReply::ephemeral(format!(
+                "`/{}` is not available to you yet (feature `{flag}`).",
+                interaction.name
+            )),
+            Outcome::UserError,
+        )
+    } else {
+        match interaction.name.as_str() {
+            "ping" => (ping(ctx, shard).await, Outcome::Ok),
+            "stats" => stats(ctx, interaction).await?,
+            other => (
+                InteractionReply::ephemeral(format!(
+                    "`/{other}` is not a command this bot knows. Try `/ping`."
+                )),
+                Outcome::UserError,
+            ),
+        }
+    };
+    ctx.rest.reply(interaction, reply).await?;
+    Ok(outcome)
+}
+
+/// `/stats server`: members, messages over 24 hours and 7 days, and the
+/// three busiest channels of the week.
+async fn stats(
+    ctx: &CommandContext,
+    interaction: &Interaction,
+) -> Result<(InteractionReply, Outcome), CommandError> {
+    let (Some(guild), Some(reader)) = (interaction.guild_id, &ctx.reader) else {
+        return Ok((
+            InteractionReply::ephemeral("Statistics are kept for servers only."),
+            Outcome::UserError,
+        ));
+    };
+    let now = now_ms();
+    let numbers = reader
+        .query("stats.server", move |store| {
+            let members = store.member_count(guild)?;
+            let sum = |counts: Vec<ChannelCount>| counts.iter().map(|c| c.messages).sum::<u64>();
+            let day = sum(store.channel_messages(guild, TimeWindow::last_days(now, 1))?);
+            let week_window = TimeWindow::last_days(now, 7);
+            let week = sum(store.channel_messages(guild, week_window)?);
+            let top = store.top_channels(guild, week_window, 3)?;
+            Ok((members, day, week, top))
+        })
+        .await?;
+    let (members, day, week, top) = numbers;
+    let mut text = format!(
+        "**{members}** members · **{day}** messages in the last 24 hours · **{week}** in the last 7 days"
+    );
+    if !top.is_empty() {
+        text.push_str("\nBusiest channels this week: ");
+        let list: Vec<String> = top
+            .iter()
+            .map(|c| format!("<#{}> ({})", c.channel_id.get(), c.messages))
+            .collect();
+        text.push_str(&list.join(", "));
+    }
+    Ok((InteractionReply::public(text), Outcome::Ok))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 async fn ping(ctx: &CommandContext, shard: u32) -> InteractionReply {

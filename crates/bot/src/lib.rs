@@ -10,6 +10,8 @@
 //! - [`writer`]: batches those writes and commits them on a thread of its own.
 //! - [`commands`]: slash command handlers.
 //! - [`control`]: what the bot may ask of the gateway ([`GatewayControl`]).
+//! - [`flags`]: feature flags, evaluated in spans, gating commands.
+//! - [`reader`]: read queries for commands, off the async workers.
 //! - [`backfill`]: fills in history missed while the bot was away, over REST.
 //! - [`stats`]: counters and latency histograms for progress and summaries.
 
@@ -17,6 +19,8 @@ pub mod backfill;
 pub mod collector;
 pub mod commands;
 pub mod control;
+pub mod flags;
+pub mod reader;
 pub mod runtime;
 pub mod stats;
 pub mod writer;
@@ -24,6 +28,8 @@ pub mod writer;
 pub use backfill::{BackfillConfig, BackfillError, BackfillEvent, BackfillSummary, backfill};
 pub use collector::{Collector, CollectorConfig};
 pub use control::GatewayControl;
+pub use flags::{Flag, Flags};
+pub use reader::StoreReader;
 pub use runtime::{Bot, BotConfig};
-pub use stats::{BotStats, LatencySummary, Snapshot};
+pub use stats::{BotStats, LatencySummary, RestMetrics, Snapshot};
 pub use writer::{StoreWriter, WriterConfig};

@@ -1,19 +1,29 @@
 //! The dispatcher: drains the event bus, feeds the statistics collector and
 //! runs commands concurrently, and shuts down cleanly when the bus closes.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use guildscope_discord::Rest;
-use guildscope_model::{Envelope, Event};
+use guildscope_model::{Envelope, Event, GuildId, Snowflake};
 use guildscope_store::StoreError;
+use guildscope_telemetry::{
+    metrics::{GuildGauges, Metrics},
+    reports::ErrorReporter,
+};
 use tokio::{
     sync::{Semaphore, mpsc},
     task::JoinSet,
     time::Instant,
 };
+use tracing::Instrument;
 
 use crate::{
-    BotStats, Collector, CollectorConfig, GatewayControl, StoreWriter, WriterConfig,
+    BotStats, Collector, CollectorConfig, Flags, GatewayControl, StoreReader, StoreWriter,
+    WriterConfig,
     commands::{self, CommandContext},
     writer::Batch,
 };
@@ -27,6 +37,8 @@ pub struct BotConfig {
     pub writer: Option<WriterConfig>,
     /// Commands that may run at once; more wait on the bus (backpressure).
     pub max_commands_in_flight: usize,
+    /// Feature flags.
+    pub flags: Flags,
 }
 
 impl Default for BotConfig {
@@ -35,6 +47,7 @@ impl Default for BotConfig {
             collector: CollectorConfig::default(),
             writer: None,
             max_commands_in_flight: 256,
+            flags: Flags::default(),
         }
     }
 }
@@ -63,12 +76,31 @@ impl Bot {
             rest,
             stats: Arc::clone(&stats),
             gateway,
+            reporter: None,
+            flags: Arc::new(config.flags.clone()),
+            reader: config
+                .writer
+                .as_ref()
+                .map(|writer| StoreReader::new(writer.location.clone())),
         };
         Self {
             config,
             stats,
             commands,
         }
+    }
+
+    /// Feeds `metrics` (Prometheus, StatsD) as the bot works, and reports
+    /// unexpected failures to `reporter`.
+    pub fn with_telemetry(
+        mut self,
+        metrics: Arc<Metrics>,
+        reporter: Option<ErrorReporter>,
+    ) -> Self {
+        self.stats = Arc::new(BotStats::with_metrics(metrics));
+        self.commands.stats = Arc::clone(&self.stats);
+        self.commands.reporter = reporter;
+        self
     }
 
     /// The counters, to watch progress while [`Bot::run`] works.
@@ -89,6 +121,15 @@ impl Bot {
             None => None,
         };
         let mut collector = Collector::new(&config.collector);
+        let guilds = Arc::new(Mutex::new(BTreeSet::new()));
+        let gauges = match (stats.metrics(), &commands.reader) {
+            (Some(metrics), Some(reader)) => Some(tokio::spawn(refresh_guild_gauges(
+                Arc::clone(metrics),
+                Arc::clone(reader),
+                Arc::clone(&guilds),
+            ))),
+            _ => None,
+        };
         let permits = Arc::new(Semaphore::new(config.max_commands_in_flight.max(1)));
         let mut running = JoinSet::new();
 
@@ -112,8 +153,12 @@ impl Bot {
                 name,
                 received_at,
                 event,
+                span,
+                queued,
                 ..
             } = envelope;
+            // The event is off the bus: its `bus.queue` span ends here.
+            drop(queued);
             match event {
                 Event::Interaction(interaction) => {
                     // A closed semaphore is impossible here: we own the only handle.
@@ -122,14 +167,41 @@ impl Bot {
                     };
                     let ctx = commands.clone();
                     running.spawn(async move {
-                        commands::handle(ctx, shard, interaction, received_at).await;
+                        commands::handle(ctx, shard, interaction, received_at, span).await;
                         drop(permit);
                     });
                     while running.try_join_next().is_some() {}
                 }
                 event => {
+                    match &event {
+                        Event::GuildCreate(guild) => {
+                            if let Ok(mut guilds) = guilds.lock() {
+                                guilds.insert(guild.id);
+                            }
+                        }
+                        Event::GuildDelete {
+                            guild_id,
+                            unavailable: false,
+                        } => {
+                            if let Ok(mut guilds) = guilds.lock() {
+                                guilds.remove(guild_id);
+                            }
+                            if let Some(metrics) = stats.metrics() {
+                                metrics.guild_removed(guild_id.get());
+                            }
+                        }
+                        _ => {}
+                    }
                     if let Some(batcher) = &mut batcher {
-                        batcher.add(&mut collector, &event, received_at).await;
+                        if let (Event::MessageCreate(message), Some(metrics)) =
+                            (&event, stats.metrics())
+                        {
+                            metrics.message(collector.channel_name(message.channel_id));
+                        }
+                        batcher
+                            .add(&mut collector, &event, received_at)
+                            .instrument(span)
+                            .await;
                         for (guild, nonce) in collector.take_member_requests() {
                             if let Err(error) = commands.gateway.request_members(guild, &nonce) {
                                 stats.error("member_request");
@@ -142,6 +214,9 @@ impl Bot {
             stats.event_handled(name, received_at.elapsed());
         }
 
+        if let Some(gauges) = gauges {
+            gauges.abort();
+        }
         while running.join_next().await.is_some() {}
         if let Some(mut batcher) = batcher {
             batcher.drain().await;
@@ -219,6 +294,63 @@ impl Batcher {
         self.deadline = None;
         if !self.batch.ops.is_empty() {
             self.writer.send(std::mem::take(&mut self.batch)).await;
+        }
+    }
+}
+
+/// How often the per-guild gauges (members, channels, help threads in use)
+/// are read from the store.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Keeps the per-guild gauges current from the store, for the guilds the bot
+/// is in.
+async fn refresh_guild_gauges(
+    metrics: Arc<Metrics>,
+    reader: Arc<StoreReader>,
+    guilds: Arc<Mutex<BTreeSet<GuildId>>>,
+) {
+    let mut tick = tokio::time::interval(GAUGE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ids: Vec<GuildId> = match guilds.lock() {
+            Ok(guilds) => guilds.iter().copied().collect(),
+            Err(_) => return,
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        let read = reader
+            .query("metrics.guild_gauges", move |store| {
+                ids.into_iter()
+                    .map(|guild| {
+                        let help = store
+                            .forum_threads_in_use(guild)?
+                            .iter()
+                            .map(|f| f.open_threads)
+                            .sum();
+                        Ok((
+                            guild,
+                            GuildGauges {
+                                members: store.member_count(guild)?,
+                                channels: store.channel_count(guild)?,
+                                help_threads_in_use: help,
+                            },
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .await;
+        match read {
+            Ok(gauges) => {
+                for (guild, gauges) in gauges {
+                    metrics.guild(guild.get(), gauges);
+                }
+            }
+            Err(error) => {
+                metrics.error("store_read");
+                tracing::warn!(%error, "could not refresh the guild gauges");
+            }
         }
     }
 }

@@ -1,16 +1,18 @@
 //! Counters and latency histograms the runtime keeps while it works, read by
-//! the demo's progress display and summary.
+//! the demo's progress display and summary, and forwarded to the process's
+//! metrics registry (Prometheus, StatsD) when one is attached.
 
 use std::{
     collections::BTreeMap,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use guildscope_store::RowCounts;
+use guildscope_telemetry::metrics::{self, Metrics};
 use hdrhistogram::Histogram;
 
 /// Percentiles of a latency histogram, in microseconds.
@@ -77,6 +79,7 @@ pub struct BotStats {
     event_latency: Latency,
     command_latency: Latency,
     commit_latency: Latency,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for BotStats {
@@ -101,6 +104,7 @@ impl Default for BotStats {
             event_latency: Latency::new(),
             command_latency: Latency::new(),
             commit_latency: Latency::new(),
+            metrics: None,
         }
     }
 }
@@ -114,6 +118,35 @@ pub enum Outcome {
     UserError,
     /// Something failed on our side or Discord's.
     Error,
+}
+
+impl Outcome {
+    /// The name used in spans and metrics: `ok`, `user_error` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::UserError => "user_error",
+            Self::Error => "error",
+        }
+    }
+
+    fn metric(self) -> metrics::Outcome {
+        match self {
+            Self::Ok => metrics::Outcome::Ok,
+            Self::UserError => metrics::Outcome::UserError,
+            Self::Error => metrics::Outcome::Error,
+        }
+    }
+}
+
+/// Counts Discord REST calls in the metrics registry.
+#[derive(Debug)]
+pub struct RestMetrics(pub Arc<Metrics>);
+
+impl guildscope_discord::RestObserver for RestMetrics {
+    fn request(&self, route: &'static str, status: Option<u16>, ratelimit_wait: Duration) {
+        self.0.rest_request(route, status, ratelimit_wait);
+    }
 }
 
 /// A point-in-time copy of [`BotStats`].
@@ -154,6 +187,19 @@ impl Snapshot {
 }
 
 impl BotStats {
+    /// Counters that also feed `metrics`.
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..Self::default()
+        }
+    }
+
+    /// The metrics registry these counters feed, if any.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
+    }
+
     /// Records one handled event and how long it took.
     pub fn event_handled(&self, name: &'static str, elapsed: Duration) {
         if let Ok(mut events) = self.events.lock() {
@@ -161,10 +207,13 @@ impl BotStats {
         }
         self.events_total.fetch_add(1, Ordering::Relaxed);
         self.event_latency.record(elapsed);
+        if let Some(metrics) = &self.metrics {
+            metrics.gateway_event(name);
+        }
     }
 
     /// Records one answered command.
-    pub fn command_answered(&self, outcome: Outcome, elapsed: Duration) {
+    pub fn command_answered(&self, command: &str, outcome: Outcome, elapsed: Duration) {
         let counter = match outcome {
             Outcome::Ok => &self.commands_ok,
             Outcome::UserError => &self.commands_user_error,
@@ -172,12 +221,18 @@ impl BotStats {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.command_latency.record(elapsed);
+        if let Some(metrics) = &self.metrics {
+            metrics.command(command, outcome.metric(), elapsed);
+        }
     }
 
     /// Counts one error of the given kind.
     pub fn error(&self, kind: &'static str) {
         if let Ok(mut errors) = self.errors.lock() {
             *errors.entry(kind).or_default() += 1;
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.error(kind);
         }
     }
 
@@ -186,10 +241,25 @@ impl BotStats {
         self.commit_latency.record(elapsed);
     }
 
+    /// Records one store transaction: how long it took and whether it
+    /// committed.
+    pub fn store_transaction(&self, elapsed: Duration, ok: bool) {
+        if let Some(metrics) = &self.metrics {
+            metrics.store_batch(elapsed, ok);
+        }
+    }
+
     /// Adds committed rows.
     pub fn rows_written(&self, counts: RowCounts) {
         if let Ok(mut rows) = self.rows.lock() {
             rows.add(counts);
+        }
+        if let Some(metrics) = &self.metrics {
+            for (table, rows) in counts.tables() {
+                if rows > 0 {
+                    metrics.store_rows(table, rows);
+                }
+            }
         }
     }
 
@@ -233,7 +303,7 @@ mod tests {
     fn percentiles_follow_the_samples() {
         let stats = BotStats::default();
         for ms in 1..=100 {
-            stats.command_answered(Outcome::Ok, Duration::from_millis(ms));
+            stats.command_answered("ping", Outcome::Ok, Duration::from_millis(ms));
         }
         let s = stats.snapshot();
         assert_eq!(s.commands_answered(), 100);

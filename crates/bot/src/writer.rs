@@ -5,10 +5,15 @@
 //! the collector waits (backpressure) instead of buffering without limit. A
 //! failed batch is retried with backoff and never dropped.
 
-use std::{sync::Arc, thread, time::Duration};
+use std::{
+    sync::Arc,
+    thread,
+    time::{Duration, Instant},
+};
 
 use guildscope_store::{Location, Op, Store, StoreError, StoreErrorKind};
 use tokio::sync::mpsc;
+use tracing::field;
 
 use crate::BotStats;
 
@@ -82,8 +87,12 @@ impl StoreWriter {
                         return;
                     }
                 };
+                let system = match &location {
+                    Location::Sqlite(_) => "sqlite",
+                    Location::Postgres(_) => "postgresql",
+                };
                 while let Some(batch) = rx.blocking_recv() {
-                    commit_with_retry(&mut store, &batch.ops, &stats);
+                    commit_with_retry(&mut store, system, &batch.ops, &stats);
                     let syncs = batch
                         .ops
                         .iter()
@@ -141,15 +150,42 @@ impl StoreWriter {
 /// database that comes back is written to within seconds.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-fn commit_with_retry(store: &mut Store, batch: &[Op], stats: &BotStats) {
+/// Commits one batch, retrying until it lands. Each try is a `store.batch`
+/// span of its own trace (a batch mixes writes from many events).
+fn commit_with_retry(store: &mut Store, system: &'static str, batch: &[Op], stats: &BotStats) {
     let mut backoff = Duration::from_millis(50);
+    let mut attempt = 0u32;
     loop {
-        match store.apply(batch) {
+        attempt += 1;
+        let span = tracing::info_span!(
+            parent: None,
+            "store.batch",
+            otel.kind = "client",
+            db.system.name = system,
+            db.operation.name = "apply",
+            db.operation.batch.size = batch.len(),
+            store.attempt = attempt,
+            store.rows = field::Empty,
+            otel.status_code = field::Empty,
+            otel.status_description = field::Empty,
+        );
+        let started = Instant::now();
+        let result = span.in_scope(|| store.apply(batch));
+        stats.store_transaction(started.elapsed(), result.is_ok());
+        match result {
             Ok(counts) => {
+                span.record(
+                    "store.rows",
+                    counts.tables().iter().map(|(_, n)| n).sum::<u64>(),
+                );
+                span.record("otel.status_code", "OK");
                 stats.rows_written(counts);
                 return;
             }
             Err(error) => {
+                span.record("otel.status_code", "ERROR");
+                span.record("otel.status_description", error.to_string());
+                drop(span);
                 stats.error("store_write");
                 tracing::warn!(%error, ops = batch.len(), retry_in_ms = backoff.as_millis() as u64, "store batch failed; keeping it and retrying");
                 thread::sleep(backoff);

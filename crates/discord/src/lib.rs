@@ -10,12 +10,15 @@
 //! - [`config`]: [`DiscordConfig`] (token, where Discord is, shard count,
 //!   intents, bus capacity) and [`install_crypto_provider`].
 //! - [`gateway`]: [`Gateway::start`] spawns one task per shard feeding a
-//!   bounded event bus of [`Envelope`](guildscope_model::Envelope)s;
-//!   [`GatewayHandle`] requests members, reads latency, shuts down and reports
-//!   fatal closes; [`GatewayStats`] counts events, parse errors, reconnects.
+//!   bounded event bus of [`Envelope`](guildscope_model::Envelope)s, each
+//!   with a root `discord.event` span and a `bus.queue` span for its wait on
+//!   the bus; [`GatewayHandle`] requests members, reads latency and
+//!   [`ShardState`]s, shuts down and reports fatal closes; [`GatewayStats`]
+//!   counts events, parse errors, reconnects.
 //! - [`rest`]: [`Rest`], domain-level REST calls (interaction answers, roles,
-//!   channel history, command registration) with [`RestError`]; twilight's
-//!   rate limiter honours Discord's headers and 429s.
+//!   channel history, command registration) with [`RestError`]; guildscope's
+//!   own rate limiter honours Discord's headers and 429s and shows its waits
+//!   in `discord.rest` spans; a [`RestObserver`] sees every request.
 //! - [`content_key`]: [`ContentKey`], the HMAC-SHA256 key for the optional
 //!   keyed hash of message content (the only thing ever derived from it).
 //! - `convert` (private): decoding of gateway frames into domain events, with
@@ -32,8 +35,10 @@ pub mod rest;
 
 pub use config::{DiscordConfig, GatewayIntents, install_crypto_provider};
 pub use content_key::ContentKey;
-pub use gateway::{Gateway, GatewayError, GatewayHandle, GatewayStats, UNKNOWN_DISPATCH};
+pub use gateway::{
+    Gateway, GatewayError, GatewayHandle, GatewayStats, ShardState, UNKNOWN_DISPATCH,
+};
 pub use rest::{
     Choice, ChoiceValue, CommandScope, CommandSpec, GatewayInfo, InteractionReply, OptionKind,
-    OptionSpec, Page, Rest, RestError, RestErrorKind, Visibility,
+    OptionSpec, Page, Rest, RestError, RestErrorKind, RestObserver, Visibility,
 };

@@ -7,6 +7,8 @@
 
 use std::time::Instant;
 
+use tracing::Span;
+
 use crate::{ApplicationId, ChannelId, GuildId, InteractionId, MessageId, RoleId, Secret, UserId};
 
 /// One event as it travels on the event bus.
@@ -22,6 +24,25 @@ pub struct Envelope {
     pub received_at: Instant,
     /// The event itself.
     pub event: Event,
+    /// The event's root span (`discord.event`), with no parent. Handling the
+    /// event runs inside it, and outcome fields declared empty at its
+    /// creation (`command.outcome`, `error`, `otel.status_code`,
+    /// `otel.status_description`) are recorded on it. Disabled (and free)
+    /// when no subscriber wants it.
+    pub span: Span,
+    /// A child of [`span`](Self::span) named `bus.queue`, open while the
+    /// envelope waits on the event bus. The consumer ends it when it takes
+    /// the envelope off the bus, with [`dequeued`](Self::dequeued), so a
+    /// trace shows the queue wait.
+    pub queued: Span,
+}
+
+impl Envelope {
+    /// Ends the `bus.queue` span. Call it as soon as the envelope is taken
+    /// off the bus; dropping the envelope ends it too, but later.
+    pub fn dequeued(&mut self) {
+        self.queued = Span::none();
+    }
 }
 
 /// A gateway dispatch, reduced to metadata.
@@ -190,6 +211,48 @@ impl Event {
             | Event::ChannelDelete(channel) => channel.guild_id,
             Event::ThreadCreate(thread) | Event::ThreadUpdate(thread) => Some(thread.guild_id),
             Event::Interaction(interaction) => interaction.guild_id,
+        }
+    }
+
+    /// The channel or thread the event is about, where there is one.
+    pub fn channel_id(&self) -> Option<ChannelId> {
+        match self {
+            Event::MessageCreate(meta) => Some(meta.channel_id),
+            Event::MessageUpdate { channel_id, .. }
+            | Event::MessageDelete { channel_id, .. }
+            | Event::MessageDeleteBulk { channel_id, .. } => Some(*channel_id),
+            Event::ChannelCreate(channel)
+            | Event::ChannelUpdate(channel)
+            | Event::ChannelDelete(channel) => Some(channel.id),
+            Event::ThreadCreate(thread) | Event::ThreadUpdate(thread) => Some(thread.id),
+            Event::ThreadDelete { thread_id, .. } => Some(*thread_id),
+            Event::Interaction(interaction) => interaction.channel_id,
+            _ => None,
+        }
+    }
+
+    /// The person the event is about: a message's author, the member who
+    /// joined, changed or left, or the user who invoked an interaction.
+    pub fn user_id(&self) -> Option<UserId> {
+        match self {
+            Event::MessageCreate(meta) => Some(meta.author_id),
+            Event::MemberAdd { member, .. } | Event::MemberUpdate { member, .. } => {
+                Some(member.user_id)
+            }
+            Event::MemberRemove { user_id, .. } => Some(*user_id),
+            Event::Interaction(interaction) => Some(interaction.user_id),
+            _ => None,
+        }
+    }
+
+    /// The message the event is about, for single-message events.
+    pub fn message_id(&self) -> Option<MessageId> {
+        match self {
+            Event::MessageCreate(meta) => Some(meta.id),
+            Event::MessageUpdate { message_id, .. } | Event::MessageDelete { message_id, .. } => {
+                Some(*message_id)
+            }
+            _ => None,
         }
     }
 }

@@ -373,6 +373,12 @@ const MEMBER_COUNT: Query = Query {
     postgres: "SELECT COUNT(*) FROM members WHERE guild_id = $1 AND in_guild",
 };
 
+const CHANNEL_COUNT: Query = Query {
+    what: "channels",
+    sqlite: "SELECT COUNT(*) FROM channels WHERE guild_id = ?1 AND is_deleted = 0",
+    postgres: "SELECT COUNT(*) FROM channels WHERE guild_id = $1 AND NOT is_deleted",
+};
+
 const STORED_MESSAGES: Query = Query {
     what: "stored messages",
     sqlite: "SELECT COUNT(*) FROM messages",
@@ -640,6 +646,12 @@ impl Store {
     /// Members currently in the guild (bots and pending members included).
     pub fn member_count(&mut self, guild_id: GuildId) -> Result<u64, StoreError> {
         self.scalar(&MEMBER_COUNT, &[raw(guild_id)])
+    }
+
+    /// Channels (categories, forums and the rest; not threads) the guild has
+    /// now.
+    pub fn channel_count(&mut self, guild_id: GuildId) -> Result<u64, StoreError> {
+        self.scalar(&CHANNEL_COUNT, &[raw(guild_id)])
     }
 
     /// Messages stored in all, deleted ones included.

@@ -18,6 +18,12 @@
 //! **Architecture Invariant:** `telemetry` knows nothing about Discord, twilight or the
 //! store; callers hand it names and numbers.
 
+pub mod markers;
+pub mod metrics;
+pub mod otel;
+pub mod probe;
+pub mod reports;
+pub mod spans;
 pub mod statsd;
 
 pub use statsd::{EncodeError, Encoder, Metric, MetricValue, Statsd, StatsdConfig, StatsdError};

@@ -59,7 +59,7 @@ pub async fn run(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
         }),
         ..BotConfig::default()
     };
-    let running = wiring::start(&discord, bot).await?;
+    let running = wiring::start(&discord, bot, None).await?;
     let deadline = Instant::now() + Duration::from_secs(15);
     while running.gateway_stats.events("GUILD_CREATE") < u64::from(GUILDS) {
         anyhow::ensure!(

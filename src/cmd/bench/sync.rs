@@ -162,7 +162,7 @@ struct Timing {
 async fn pass(discord: &DiscordConfig, bot: &BotConfig, chunks: u64) -> anyhow::Result<Timing> {
     let cpu_before = process_cpu_time()?;
     let started = Instant::now();
-    let running = wiring::start(discord, bot.clone()).await?;
+    let running = wiring::start(discord, bot.clone(), None).await?;
     let deadline = started + PASS_DEADLINE;
     let gateway = &running.gateway_stats;
     until(deadline, "GUILD_CREATE", || {

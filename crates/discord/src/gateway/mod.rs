@@ -3,11 +3,14 @@
 //!
 //! [`Gateway::start`] decides the shard count, builds twilight shards
 //! pointed at Discord or a local gateway, and spawns one `runner` task per
-//! shard. The returned [`GatewayHandle`] requests members, reads latency and
-//! counters, shuts everything down, and reports a fatal close.
+//! shard. The returned [`GatewayHandle`] requests members, reads latency,
+//! shard states and counters, shuts everything down, and reports a fatal
+//! close. Every dispatch goes on the bus with its own root span (see
+//! `trace`).
 
 mod runner;
 mod stats;
+mod trace;
 
 use std::{sync::Arc, time::Duration};
 
@@ -23,7 +26,7 @@ use crate::{
     rest::{Rest, RestError},
 };
 
-pub use self::stats::{GatewayStats, UNKNOWN_DISPATCH};
+pub use self::stats::{GatewayStats, ShardState, UNKNOWN_DISPATCH};
 
 /// A gateway failure.
 #[derive(Debug, thiserror::Error)]
@@ -309,6 +312,12 @@ impl GatewayHandle {
     /// The shard's last heartbeat round trip, once one was measured.
     pub fn latency(&self, shard: u32) -> Option<Duration> {
         self.inner.stats.shard_latency(shard)
+    }
+
+    /// Every shard's connection state and heartbeat latency, without
+    /// awaiting: what the `shard_connected` and gateway latency gauges show.
+    pub fn shard_states(&self) -> Vec<ShardState> {
+        self.inner.stats.shard_states()
     }
 
     /// Asks for a guild's whole member list (op 8), answered with

@@ -5,7 +5,12 @@
 //! reconnect with backoff); this loop sees every text frame it received and
 //! every close, so it can count what twilight would otherwise drop silently.
 
-use std::{future::poll_fn, sync::Arc, task::Poll, time::Duration};
+use std::{
+    future::poll_fn,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use futures_util::StreamExt;
 use guildscope_model::{Envelope, Event};
@@ -14,10 +19,13 @@ use tokio::{
     time::{Instant, timeout},
 };
 use tracing::{debug, error, info, warn};
-use twilight_gateway::{CloseFrame, Message, Shard, ShardState, error::ReceiveMessageErrorType};
+use twilight_gateway::{
+    CloseFrame, Message, Shard, ShardState,
+    error::{ReceiveMessageError, ReceiveMessageErrorType},
+};
 use twilight_model::gateway::CloseCode;
 
-use super::stats::GatewayStats;
+use super::{stats::GatewayStats, trace};
 use crate::convert::{self, Decoded, DispatchName, names::DISPATCH_NAMES};
 
 /// How long a closing shard waits for the gateway to answer its close frame.
@@ -70,9 +78,10 @@ impl Runner {
             // future is never built, which keeps the hot path free of the
             // watch channel's waiter bookkeeping. Shutdown is seen as soon as
             // the socket has nothing buffered.
+            let (shard, stats, id) = (&mut self.shard, &*self.stats, self.id);
             let item = tokio::select! {
                 biased;
-                item = self.shard.next() => item,
+                item = poll_fn(|cx| poll_shard(shard, stats, id, cx)) => item,
                 // Any change means shutdown; so does a dropped sender (every
                 // handle gone).
                 _ = self.shutdown.changed() => return self.close().await,
@@ -186,12 +195,16 @@ impl Runner {
                     }
                     _ => {}
                 }
+                let span = trace::event_span(self.id, sequence, name, &event);
+                let queued = trace::queue_span(&span);
                 let envelope = Envelope {
                     shard: self.id,
                     sequence,
                     name,
                     received_at,
                     event,
+                    span,
+                    queued,
                 };
                 publish(&self.bus, &self.stats, envelope).await
             }
@@ -286,6 +299,26 @@ impl Runner {
         info!(shard = self.id, "shard closed");
         ShardExit::Shutdown
     }
+}
+
+/// Polls the shard for its next message and marks the shard disconnected
+/// whenever twilight says it has no active session.
+///
+/// twilight reconnects by itself after a connection ends without a close
+/// frame, yielding nothing meanwhile; its state is the only sign of that
+/// gap. Becoming connected is recorded where READY or RESUMED is handled,
+/// after they are counted.
+fn poll_shard(
+    shard: &mut Shard,
+    stats: &GatewayStats,
+    id: u32,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Message, ReceiveMessageError>>> {
+    let poll = shard.poll_next_unpin(cx);
+    if !matches!(shard.state(), ShardState::Active) {
+        stats.set_connected(id, false);
+    }
+    poll
 }
 
 /// Puts an envelope on the bus, waiting (and counting the wait) when the bus

@@ -52,6 +52,19 @@ pub struct GatewayStats {
     shards: Box<[ShardSlot]>,
 }
 
+/// One shard's connection, as [`GatewayStats::shard_states`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardState {
+    /// The shard number.
+    pub shard: u32,
+    /// Whether the shard has a session: identified (READY) or resumed
+    /// (RESUMED), and not disconnected since.
+    pub connected: bool,
+    /// The last measured heartbeat round trip; `None` until the first
+    /// heartbeat ACK. Kept while the shard reconnects.
+    pub latency: Option<Duration>,
+}
+
 /// Per-shard state.
 #[derive(Debug, Default)]
 struct ShardSlot {
@@ -169,7 +182,19 @@ impl GatewayStats {
     /// Whether the shard currently has an active session.
     pub fn shard_connected(&self, shard: u32) -> bool {
         self.shard(shard)
-            .is_some_and(|slot| slot.connected.load(Ordering::Relaxed))
+            .is_some_and(|slot| slot.connected.load(Ordering::Acquire))
+    }
+
+    /// Every shard's connection state and heartbeat latency, by shard
+    /// number. Reads atomics only: cheap enough for every metrics scrape.
+    pub fn shard_states(&self) -> Vec<ShardState> {
+        (0..self.shard_count())
+            .map(|shard| ShardState {
+                shard,
+                connected: self.shard_connected(shard),
+                latency: self.shard_latency(shard),
+            })
+            .collect()
     }
 
     /// The shard's last measured heartbeat round trip.
@@ -281,7 +306,9 @@ impl GatewayStats {
     /// Records whether the shard has an active session.
     pub(crate) fn set_connected(&self, shard: u32, connected: bool) {
         if let Some(slot) = self.shard(shard) {
-            slot.connected.store(connected, Ordering::Relaxed);
+            // Release: whoever reads `connected` (Acquire) also sees the
+            // READY or RESUMED counted just before.
+            slot.connected.store(connected, Ordering::Release);
         }
     }
 

@@ -1,13 +1,13 @@
 //! The one error type of the REST wrapper.
 //!
-//! twilight's errors can carry response bodies and the request path, which
-//! for interaction routes contains the interaction token. `RestError` keeps
-//! only what is safe to log: the route *template*, the status, Discord's
-//! error code and message, and the transport error chain.
+//! A request path contains the interaction or webhook token on some routes,
+//! and twilight's errors can quote requests. `RestError` keeps only what is
+//! safe to log: the route *template*, the status, Discord's error code and
+//! message, and the transport error chain (which never names the URL).
 
 use std::error::Error as StdError;
 
-use twilight_http::{api_error::ApiError, error::ErrorType};
+use twilight_http::error::ErrorType;
 
 /// A Discord REST call failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,8 @@ pub enum RestError {
         /// Discord's error message, when the body had one.
         message: Option<String>,
     },
-    /// The token was rejected (401); twilight refuses further calls after this.
+    /// The token was rejected (401); calls that need it are refused without
+    /// being sent after this.
     #[error("{route}: the token was rejected (401 unauthorized)")]
     Unauthorized {
         /// The route template.
@@ -124,38 +125,11 @@ impl RestError {
         }
     }
 
-    /// Converts a twilight error, keeping nothing that could hold a token or
-    /// message content.
+    /// Converts an error twilight reported while building a request (a
+    /// field outside Discord's limits, a body that did not serialize). The
+    /// error itself is dropped: it may quote the request.
     pub(crate) fn from_twilight(route: &'static str, error: twilight_http::Error) -> Self {
-        let (kind, source) = error.into_parts();
-        match kind {
-            // twilight reports the first 401 as a plain response and only
-            // later ones (once it remembers the token is bad) as
-            // `Unauthorized`; both mean the same.
-            ErrorType::Response { status, .. } if status.get() == 401 => {
-                RestError::Unauthorized { route }
-            }
-            ErrorType::Response { error, status, .. } => {
-                let (code, message) = match error {
-                    ApiError::General(general) => (Some(general.code), Some(general.message)),
-                    ApiError::Ratelimited(limited) => (None, Some(limited.message)),
-                    _ => (None, None),
-                };
-                RestError::Status {
-                    route,
-                    status: status.get(),
-                    code,
-                    message,
-                }
-            }
-            ErrorType::Unauthorized => RestError::Unauthorized { route },
-            ErrorType::RequestError | ErrorType::RequestTimedOut | ErrorType::RequestCanceled => {
-                RestError::Transport {
-                    route,
-                    source: source.unwrap_or_else(|| "request canceled".into()),
-                }
-            }
-            ErrorType::Parsing { .. } => RestError::Decode { route },
+        match error.kind() {
             ErrorType::Validation => RestError::Invalid {
                 route,
                 reason: "a field is outside discord's limits",

@@ -4,7 +4,9 @@
 use guildscope_model::{ChannelInfo, ChannelKind, GuildId, Snowflake, ThreadInfo};
 use serde::Deserialize;
 
-use super::{Rest, RestError, body, call, twid};
+use twilight_http::request::TryIntoRequest;
+
+use super::{Rest, RestError, json, twid};
 use crate::convert::wire;
 
 /// Route templates of this file.
@@ -26,12 +28,8 @@ impl Rest {
     pub async fn guild_name(&self, guild: GuildId) -> Result<String, RestError> {
         let route = route::GUILD;
         let id = twid(guild.get(), route)?;
-        let bytes = call(route, async {
-            body(self.inner.client.guild(id).await).await
-        })
-        .await?;
-        let guild: wire::GuildUpdate =
-            serde_json::from_slice(&bytes).map_err(|_| RestError::Decode { route })?;
+        let request = self.inner.builder.guild(id).try_into_request();
+        let guild: wire::GuildUpdate = self.call(route, request, json).await?;
         Ok(guild.name)
     }
 
@@ -40,12 +38,8 @@ impl Rest {
     pub async fn guild_channels(&self, guild: GuildId) -> Result<Vec<ChannelInfo>, RestError> {
         let route = route::GUILD_CHANNELS;
         let id = twid(guild.get(), route)?;
-        let bytes = call(route, async {
-            body(self.inner.client.guild_channels(id).await).await
-        })
-        .await?;
-        let channels: Vec<wire::Channel> =
-            serde_json::from_slice(&bytes).map_err(|_| RestError::Decode { route })?;
+        let request = self.inner.builder.guild_channels(id).try_into_request();
+        let channels: Vec<wire::Channel> = self.call(route, request, json).await?;
         Ok(channels
             .into_iter()
             .map(|c| c.into_channel_info(Some(guild)))
@@ -57,12 +51,8 @@ impl Rest {
     pub async fn active_threads(&self, guild: GuildId) -> Result<Vec<ThreadInfo>, RestError> {
         let route = route::ACTIVE_THREADS;
         let id = twid(guild.get(), route)?;
-        let bytes = call(route, async {
-            body(self.inner.client.active_threads(id).await).await
-        })
-        .await?;
-        let listing: ThreadsListing =
-            serde_json::from_slice(&bytes).map_err(|_| RestError::Decode { route })?;
+        let request = self.inner.builder.active_threads(id).try_into_request();
+        let listing: ThreadsListing = self.call(route, request, json).await?;
         Ok(listing
             .threads
             .into_iter()

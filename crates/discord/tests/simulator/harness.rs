@@ -8,8 +8,8 @@ use std::{
 };
 
 use guildscope_discord::{DiscordConfig, Gateway, GatewayHandle, Rest};
-use guildscope_model::{Envelope, Event, GuildId, Interaction, Secret};
-use guildscope_simulator::{GroundTruth, SimConfig, Simulator};
+use guildscope_model::{ChannelId, Envelope, Event, GuildId, Interaction, MessageMeta, Secret};
+use guildscope_simulator::{ChannelKind, GroundTruth, SimConfig, Simulator};
 use tokio::task::JoinHandle;
 
 /// How long any condition may take before the test fails.
@@ -30,6 +30,8 @@ pub struct Seen {
     pub chunk_nonces: Vec<Option<String>>,
     /// Names of `Event::Other` dispatches.
     pub other_names: Vec<&'static str>,
+    /// The messages of MESSAGE_CREATE dispatches, in arrival order.
+    pub messages: Vec<MessageMeta>,
 }
 
 impl Seen {
@@ -38,14 +40,21 @@ impl Seen {
         self.counts.get(name).copied().unwrap_or(0)
     }
 
-    /// Records one envelope.
-    fn record(&mut self, envelope: Envelope) {
+    /// Records one envelope, ending its `bus.queue` span first as a
+    /// consumer should.
+    fn record(&mut self, mut envelope: Envelope) {
+        envelope.dequeued();
         *self.counts.entry(envelope.name).or_default() += 1;
         match envelope.event {
             Event::GuildCreate(guild) => {
                 self.guild_shards.insert(guild.id, envelope.shard);
             }
-            Event::Interaction(interaction) => self.interactions.push(*interaction),
+            Event::Interaction(interaction) => {
+                // As the bot does once a command has run.
+                envelope.span.record("command.outcome", "ok");
+                self.interactions.push(*interaction);
+            }
+            Event::MessageCreate(message) => self.messages.push(message),
             Event::MembersChunk {
                 guild_id,
                 members,
@@ -76,7 +85,7 @@ pub struct Bot {
 }
 
 /// Log output for failing tests (`RUST_LOG=guildscope_discord=debug`).
-fn init_tracing() {
+pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -194,6 +203,17 @@ impl Bot {
         self.sim.shutdown().await;
         truth
     }
+}
+
+/// The first text channel of the first guild.
+pub fn text_channel(sim: &Simulator) -> (GuildId, ChannelId) {
+    let guild = &sim.community().guilds[0];
+    let channel = guild
+        .channels
+        .iter()
+        .find(|c| c.kind == ChannelKind::Text)
+        .expect("the community has a text channel");
+    (GuildId::new(guild.id), ChannelId::new(channel.id))
 }
 
 /// Locks the shared record (never held across an await).

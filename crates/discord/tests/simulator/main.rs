@@ -7,6 +7,9 @@
 // A test states its expectations by panicking.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod capture;
 mod gateway;
 mod harness;
 mod rest;
+mod shards;
+mod spans;

@@ -8,29 +8,17 @@ use guildscope_discord::{
     RestErrorKind, Visibility,
 };
 use guildscope_model::{
-    ApplicationId, ChannelId, CommandValue, GuildId, InteractionKind, RoleId, Secret, Snowflake,
-    UserId,
+    ApplicationId, CommandValue, InteractionKind, RoleId, Secret, Snowflake, UserId,
 };
-use guildscope_simulator::{ChannelKind, Fault, InteractionRequest};
+use guildscope_simulator::{Fault, InteractionRequest};
 use serde_json::json;
 
-use crate::harness::{Bot, bot_config, eventually};
-
-/// The first text channel of the first guild.
-fn text_channel(bot: &Bot) -> (GuildId, ChannelId) {
-    let guild = &bot.sim.community().guilds[0];
-    let channel = guild
-        .channels
-        .iter()
-        .find(|c| c.kind == ChannelKind::Text)
-        .expect("the community has a text channel");
-    (GuildId::new(guild.id), ChannelId::new(channel.id))
-}
+use crate::harness::{Bot, bot_config, eventually, text_channel};
 
 #[tokio::test]
 async fn a_429_storm_is_waited_out_and_the_call_succeeds() {
     let bot = Bot::default().await;
-    let (_, channel) = text_channel(&bot);
+    let (_, channel) = text_channel(&bot.sim);
     bot.sim
         .inject_fault(Fault::RateLimit {
             route: "POST /channels".to_owned(),
@@ -77,7 +65,7 @@ async fn identity_roles_history_and_commands() {
     assert_eq!(bot.rest.gateway_shards().await.expect("gateway/bot"), 1);
     assert!(bot.rest.ping_rest().await.expect("ping") > Duration::ZERO);
 
-    let (guild, channel) = text_channel(&bot);
+    let (guild, channel) = text_channel(&bot.sim);
     let roles = bot.rest.guild_roles(guild).await.expect("roles");
     assert_eq!(roles.len(), community.guilds[0].roles.len());
 
@@ -174,7 +162,7 @@ async fn identity_roles_history_and_commands() {
 async fn slash_command_and_autocomplete_are_received_and_answered() {
     let bot = Bot::default().await;
     bot.wait_ready().await;
-    let (guild, channel) = text_channel(&bot);
+    let (guild, channel) = text_channel(&bot.sim);
     let user = bot.sim.community().guilds[0]
         .members
         .iter()
@@ -288,7 +276,7 @@ async fn a_rejected_token_is_an_unauthorized_error_without_the_token() {
 #[tokio::test]
 async fn a_server_error_reports_status_and_route() {
     let bot = Bot::default().await;
-    let (guild, _) = text_channel(&bot);
+    let (guild, _) = text_channel(&bot.sim);
     bot.sim
         .inject_fault(Fault::ServerError {
             route: "GET /guilds".to_owned(),

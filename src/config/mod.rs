@@ -11,9 +11,14 @@ use std::{
     path::{Path, PathBuf},
 };
 
+mod telemetry;
+
+use guildscope_bot::{Flag, Flags};
 use guildscope_model::{ChannelId, RoleId, Secret};
 use guildscope_store::{Location, MessageErasure};
 use serde::Deserialize;
+
+pub use self::telemetry::{OtlpProtocol, TelemetrySettings};
 
 /// The config file's shape, exactly as written.
 #[derive(Debug, Default, Deserialize)]
@@ -29,6 +34,36 @@ pub struct RawConfig {
     bus: RawBus,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    service: telemetry::RawService,
+    #[serde(default)]
+    traces: telemetry::RawTraces,
+    #[serde(default)]
+    metrics: telemetry::RawMetrics,
+    statsd: Option<guildscope_telemetry::StatsdConfig>,
+    #[serde(default)]
+    sentry: telemetry::RawSentry,
+    #[serde(default)]
+    markers: telemetry::RawMarkers,
+    #[serde(default)]
+    flags: std::collections::BTreeMap<String, RawFlag>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlag {
+    #[serde(default)]
+    everyone: bool,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    guilds: Vec<String>,
+    #[serde(default)]
+    percentage: u8,
+    #[serde(default)]
+    commands: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,6 +184,10 @@ pub struct Config {
     pub log_level: String,
     /// How logs are written.
     pub log_format: LogFormat,
+    /// Traces, metrics, error reports and deploy markers.
+    pub telemetry: TelemetrySettings,
+    /// Feature flags.
+    pub flags: Flags,
 }
 
 impl Config {
@@ -240,6 +279,39 @@ impl Config {
                 ));
             }
         };
+        let mut flags = Vec::new();
+        for (name, flag) in raw.flags {
+            let key = |field: &str| format!("flags.{name}.{field}");
+            if flag.percentage > 100 {
+                return Err(ConfigError::key(
+                    &key("percentage"),
+                    format!("expected a number from 0 to 100, got {}", flag.percentage),
+                ));
+            }
+            flags.push((
+                name.clone(),
+                Flag {
+                    everyone: flag.everyone,
+                    roles: parse_ids(&key("roles"), &flag.roles)?,
+                    users: parse_ids(&key("users"), &flag.users)?,
+                    guilds: parse_ids(&key("guilds"), &flag.guilds)?,
+                    percentage: flag.percentage,
+                    commands: flag.commands,
+                },
+            ));
+        }
+        let env = |name: &str| std::env::var(name).ok();
+        let telemetry = telemetry::validate(
+            telemetry::RawTelemetry {
+                service: raw.service,
+                traces: raw.traces,
+                metrics: raw.metrics,
+                statsd: raw.statsd,
+                sentry: raw.sentry,
+                markers: raw.markers,
+            },
+            &env,
+        )?;
         Ok(Self {
             api_base,
             gateway_base,
@@ -257,6 +329,8 @@ impl Config {
             bus_capacity,
             log_level: raw.log.level.unwrap_or_else(|| "info".into()),
             log_format,
+            telemetry,
+            flags: Flags::new(flags),
         })
     }
 

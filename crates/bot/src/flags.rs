@@ -1,0 +1,240 @@
+//! Feature flags: on for everyone, for some roles, users or guilds, or for a
+//! stable percentage of users. A flag can gate commands: a gated command is
+//! refused to whoever the flag is off for.
+//!
+//! Every evaluation is a `flag.evaluate` span with the flag, the result and
+//! the rule that decided it, and the command's root span gets
+//! `flags.<name> = true|false`.
+
+use std::collections::BTreeMap;
+
+use guildscope_model::{GuildId, RoleId, Snowflake, UserId};
+use tracing::Span;
+
+/// Who a flag turns on for. A flag is on when any of its rules matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flag {
+    /// On for everyone.
+    pub everyone: bool,
+    /// On for holders of these roles.
+    pub roles: Vec<RoleId>,
+    /// On for these users.
+    pub users: Vec<UserId>,
+    /// On in these guilds.
+    pub guilds: Vec<GuildId>,
+    /// On for this share of users (0 to 100), chosen by a stable hash of the
+    /// user id and the flag name, so a user keeps their answer and raising
+    /// the share only adds users.
+    pub percentage: u8,
+    /// Commands that are refused to those the flag is off for.
+    pub commands: Vec<String>,
+}
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// The user.
+    pub user: UserId,
+    /// The guild the command ran in.
+    pub guild: Option<GuildId>,
+    /// The user's roles there.
+    pub roles: &'a [RoleId],
+}
+
+/// Every flag, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flags {
+    flags: BTreeMap<String, Flag>,
+}
+
+impl Flags {
+    /// Flags from `(name, flag)` pairs.
+    pub fn new(flags: impl IntoIterator<Item = (String, Flag)>) -> Self {
+        Self {
+            flags: flags.into_iter().collect(),
+        }
+    }
+
+    /// Whether no flag is defined.
+    pub fn is_empty(&self) -> bool {
+        self.flags.is_empty()
+    }
+
+    /// Evaluates `name` for `subject` in a `flag.evaluate` span; an unknown
+    /// flag is off.
+    pub fn evaluate(&self, name: &str, subject: Subject<'_>) -> bool {
+        let span = tracing::info_span!(
+            "flag.evaluate",
+            flag.name = name,
+            flag.result = tracing::field::Empty,
+            flag.reason = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        let (on, reason) = match self.flags.get(name) {
+            Some(flag) => decide(name, flag, subject),
+            None => (false, "unknown flag"),
+        };
+        span.record("flag.result", on);
+        span.record("flag.reason", reason);
+        on
+    }
+
+    /// Evaluates every flag that gates `command`, recording each result as
+    /// `flags.<name>` on `root`; returns the first flag that is off, which
+    /// refuses the command.
+    pub fn gate(&self, command: &str, subject: Subject<'_>, root: &Span) -> Option<&str> {
+        let mut refused = None;
+        for (name, flag) in &self.flags {
+            if !flag.commands.iter().any(|c| c == command) {
+                continue;
+            }
+            let on = self.evaluate(name, subject);
+            guildscope_telemetry::spans::set_flag(root, name, on);
+            if !on && refused.is_none() {
+                refused = Some(name.as_str());
+            }
+        }
+        refused
+    }
+
+    /// Whether any flag that gates `command` is off for `subject`, without
+    /// spans (for listing commands).
+    pub fn hides(&self, command: &str, subject: Subject<'_>) -> bool {
+        self.flags
+            .iter()
+            .filter(|(_, flag)| flag.commands.iter().any(|c| c == command))
+            .any(|(name, flag)| !decide(name, flag, subject).0)
+    }
+}
+
+/// Whether `flag` is on for `subject`, and which rule said so.
+fn decide(name: &str, flag: &Flag, subject: Subject<'_>) -> (bool, &'static str) {
+    if flag.everyone {
+        return (true, "everyone");
+    }
+    if flag.users.contains(&subject.user) {
+        return (true, "user");
+    }
+    if subject.guild.is_some_and(|g| flag.guilds.contains(&g)) {
+        return (true, "guild");
+    }
+    if subject.roles.iter().any(|r| flag.roles.contains(r)) {
+        return (true, "role");
+    }
+    if flag.percentage > 0 && rollout_bucket(name, subject.user) < u64::from(flag.percentage) {
+        return (true, "rollout");
+    }
+    (false, "no rule matched")
+}
+
+/// The user's bucket, 0 to 99, for a flag's percentage rollout: FNV-1a over
+/// the flag name and the user id, stable across builds and platforms.
+pub fn rollout_bucket(flag: &str, user: UserId) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET;
+    for byte in flag.bytes().chain([0]).chain(user.get().to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    hash % 100
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject(user: u64, roles: &[RoleId]) -> Subject<'_> {
+        Subject {
+            user: UserId::new(user),
+            guild: Some(GuildId::new(1)),
+            roles,
+        }
+    }
+
+    #[test]
+    fn rules_turn_a_flag_on() {
+        let flags = Flags::new([
+            (
+                "all".to_owned(),
+                Flag {
+                    everyone: true,
+                    ..Flag::default()
+                },
+            ),
+            (
+                "staff".to_owned(),
+                Flag {
+                    roles: vec![RoleId::new(7)],
+                    ..Flag::default()
+                },
+            ),
+            (
+                "guild".to_owned(),
+                Flag {
+                    guilds: vec![GuildId::new(1)],
+                    ..Flag::default()
+                },
+            ),
+            (
+                "alice".to_owned(),
+                Flag {
+                    users: vec![UserId::new(42)],
+                    ..Flag::default()
+                },
+            ),
+        ]);
+        let staff = [RoleId::new(7)];
+        assert!(flags.evaluate("all", subject(1, &[])));
+        assert!(flags.evaluate("staff", subject(1, &staff)));
+        assert!(!flags.evaluate("staff", subject(1, &[])));
+        assert!(flags.evaluate("guild", subject(1, &[])));
+        assert!(flags.evaluate("alice", subject(42, &[])));
+        assert!(!flags.evaluate("alice", subject(43, &[])));
+        assert!(!flags.evaluate("missing", subject(42, &[])));
+    }
+
+    #[test]
+    fn a_rollout_reaches_about_its_share_and_only_grows() {
+        let at = |percentage: u8| {
+            let flags = Flags::new([(
+                "beta".to_owned(),
+                Flag {
+                    percentage,
+                    ..Flag::default()
+                },
+            )]);
+            (1..=10_000u64)
+                .filter(|u| flags.evaluate("beta", subject(*u, &[])))
+                .collect::<Vec<_>>()
+        };
+        let ten = at(10);
+        let thirty = at(30);
+        assert!((900..=1_100).contains(&ten.len()), "{}", ten.len());
+        assert!((2_800..=3_200).contains(&thirty.len()), "{}", thirty.len());
+        assert!(ten.iter().all(|u| thirty.contains(u)));
+        assert!(at(0).is_empty());
+        assert_eq!(at(100).len(), 10_000);
+    }
+
+    #[test]
+    fn a_gate_refuses_with_the_first_flag_that_is_off() {
+        let flags = Flags::new([(
+            "stats_beta".to_owned(),
+            Flag {
+                users: vec![UserId::new(5)],
+                commands: vec!["stats".to_owned()],
+                ..Flag::default()
+            },
+        )]);
+        let root = Span::none();
+        assert_eq!(
+            flags.gate("stats", subject(6, &[]), &root),
+            Some("stats_beta")
+        );
+        assert_eq!(flags.gate("stats", subject(5, &[]), &root), None);
+        assert_eq!(flags.gate("ping", subject(6, &[]), &root), None);
+        assert!(flags.hides("stats", subject(6, &[])));
+        assert!(!flags.hides("stats", subject(5, &[])));
+    }
+}

@@ -1,0 +1,256 @@
+//! The building blocks of the registry: a read-mostly map from a label value to its cell,
+//! capped in size, and a histogram made of atomics.
+//!
+//! The hot path only ever takes a read lock and touches atomics. The write lock is taken
+//! once per new label value, which is why a label's first use allocates and later uses
+//! do not.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+/// The label value that stands for every value past a label's cap.
+pub(super) const OTHER: &str = "other";
+
+/// What a label map needs to know about a key beyond hashing it.
+pub(super) trait LabelKey {
+    /// Whether this is the literal value `"other"`, which must share the fold cell so that
+    /// two samples never carry the same label set.
+    fn is_other(&self) -> bool;
+}
+
+impl LabelKey for str {
+    fn is_other(&self) -> bool {
+        self == OTHER
+    }
+}
+
+impl LabelKey for u32 {
+    fn is_other(&self) -> bool {
+        false
+    }
+}
+
+/// A map from one label's values to their cells, holding at most `cap` values; the rest
+/// share one cell rendered as `"other"`, and each update that lands there because of the
+/// cap is counted.
+///
+/// Cells are never removed, so the map only grows, up to `cap`.
+pub(super) struct LabelMap<K, V> {
+    label: &'static str,
+    cap: usize,
+    cells: RwLock<HashMap<K, V>>,
+    other: V,
+    /// Whether anything has been recorded in `other`, so that an unused fold cell does not
+    /// render as a sample.
+    other_used: AtomicBool,
+    /// Updates that went to `other` because the map was full.
+    folded: AtomicU64,
+}
+
+impl<K: Hash + Eq, V> LabelMap<K, V> {
+    /// An empty map for the label `label`, holding at most `cap` values, with `other` as
+    /// the cell that every value past the cap shares.
+    pub(super) fn new(label: &'static str, cap: usize, other: V) -> Self {
+        Self {
+            label,
+            cap,
+            cells: RwLock::new(HashMap::new()),
+            other,
+            other_used: AtomicBool::new(false),
+            folded: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs `update` on the cell of `key`, creating it with `to_key` and `make` on first
+    /// use, or on the fold cell when the map is full.
+    pub(super) fn with<Q, R>(
+        &self,
+        key: &Q,
+        to_key: impl FnOnce(&Q) -> K,
+        make: impl FnOnce(&Q) -> V,
+        update: impl FnOnce(&V) -> R,
+    ) -> R
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + LabelKey + ?Sized,
+    {
+        if key.is_other() {
+            return self.with_other(update);
+        }
+        {
+            let cells = self.cells.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(cell) = cells.get(key) {
+                return update(cell);
+            }
+            if cells.len() >= self.cap {
+                drop(cells);
+                return self.fold(update);
+            }
+        }
+        let mut cells = self.cells.write().unwrap_or_else(PoisonError::into_inner);
+        // Another thread may have added the key, or filled the map, in between.
+        if !cells.contains_key(key) {
+            if cells.len() >= self.cap {
+                drop(cells);
+                return self.fold(update);
+            }
+            cells.insert(to_key(key), make(key));
+        }
+        match cells.get(key) {
+            Some(cell) => update(cell),
+            // Unreachable: the key is present under the same write lock.
+            None => {
+                drop(cells);
+                self.fold(update)
+            }
+        }
+    }
+
+    /// Runs `update` on the fold cell, counting the update as folded.
+    pub(super) fn fold<R>(&self, update: impl FnOnce(&V) -> R) -> R {
+        self.folded.fetch_add(1, Ordering::Relaxed);
+        self.with_other(update)
+    }
+
+    fn with_other<R>(&self, update: impl FnOnce(&V) -> R) -> R {
+        // A plain load first keeps the hot path from writing a shared cache line.
+        if !self.other_used.load(Ordering::Relaxed) {
+            self.other_used.store(true, Ordering::Relaxed);
+        }
+        update(&self.other)
+    }
+
+    /// The cells, under a read lock, for rendering.
+    pub(super) fn read(&self) -> RwLockReadGuard<'_, HashMap<K, V>> {
+        self.cells.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The fold cell, if anything has been recorded in it.
+    pub(super) fn other(&self) -> Option<&V> {
+        self.other_used
+            .load(Ordering::Relaxed)
+            .then_some(&self.other)
+    }
+
+    /// The label's name, as in `guildscope_metrics_labels_folded_total{label="..."}`.
+    pub(super) fn label(&self) -> &'static str {
+        self.label
+    }
+
+    /// Updates that went to the fold cell because the map was full.
+    pub(super) fn folded(&self) -> u64 {
+        self.folded.load(Ordering::Relaxed)
+    }
+}
+
+/// Upper bounds (inclusive, in nanoseconds) of the command duration buckets, 1 ms to 10 s.
+pub(super) const COMMAND_BUCKETS: &[u64] = &[
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// Upper bounds (in nanoseconds) of the rate-limit wait buckets, 1 ms to 60 s.
+pub(super) const RATELIMIT_BUCKETS: &[u64] = &[
+    1_000_000,
+    5_000_000,
+    10_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    30_000_000_000,
+    60_000_000_000,
+];
+
+/// Upper bounds (in nanoseconds) of the store batch buckets, 0.5 ms to 10 s.
+pub(super) const STORE_BATCH_BUCKETS: &[u64] = &[
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// A histogram of durations: one atomic per bucket (not cumulative; rendering adds them
+/// up) and the sum in nanoseconds, which keeps it exact.
+///
+/// There is no separate count: it is the total of the buckets, so a scrape that races an
+/// update still shows a `+Inf` bucket equal to `_count`.
+pub(super) struct Histogram {
+    bounds: &'static [u64],
+    /// One per bound, then one for everything above the last bound.
+    buckets: Box<[AtomicU64]>,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    /// An empty histogram with the given upper bounds, in nanoseconds, ascending.
+    pub(super) fn new(bounds: &'static [u64]) -> Self {
+        Self {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub(super) fn observe(&self, elapsed: Duration) {
+        let nanos = nanos(elapsed);
+        let index = self.bounds.partition_point(|&bound| bound < nanos);
+        if let Some(bucket) = self.buckets.get(index) {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+        // Wraps after 584 years of summed time, which is acceptable for a counter.
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// The bounds, in nanoseconds.
+    pub(super) fn bounds(&self) -> &'static [u64] {
+        self.bounds
+    }
+
+    /// Observations per bucket (not cumulative), the last one being above every bound.
+    pub(super) fn counts(&self) -> impl Iterator<Item = u64> + '_ {
+        self.buckets
+            .iter()
+            .map(|bucket| bucket.load(Ordering::Relaxed))
+    }
+
+    /// Sum of all observations, in nanoseconds.
+    pub(super) fn sum_nanos(&self) -> u64 {
+        self.sum_nanos.load(Ordering::Relaxed)
+    }
+}
+
+/// `elapsed` in nanoseconds, saturating at `u64::MAX` (584 years).
+pub(super) fn nanos(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,273 @@
+//! Counting around the OpenTelemetry SDK's batch pipeline: a span processor that counts
+//! the spans handed to the batch processor, exporters that count what was exported and
+//! what failed, and the rate-limited warning a failing collector gets.
+//!
+//! The counts are exact: a span is `ended` once, then either exported, part of a failed
+//! export, or dropped (the queue was full, or shutdown came first). A dead collector
+//! costs the code producing spans nothing: the batch processor's queue is bounded and
+//! drops when full, exports run on the processor's own thread, and failures are logged at
+//! most once per [`FAILURE_LOG_INTERVAL`] per signal.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use opentelemetry::Context;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use tracing::dispatcher::WeakDispatch;
+
+use super::config::Signal;
+
+/// How often, at most, a failing export is logged (per signal).
+pub(crate) const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Longest error text quoted in the failure warning.
+const MAX_ERROR_TEXT: usize = 300;
+
+/// What happened to the spans so far. Once the pipeline is flushed (after
+/// [`TelemetryGuard::shutdown`](super::TelemetryGuard::shutdown)), `ended - exported`
+/// spans were lost: in failed exports, or dropped because the queue was full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpanCounts {
+    /// Sampled spans that ended and were handed to the batch processor.
+    pub ended: u64,
+    /// Spans the collector accepted.
+    pub exported: u64,
+    /// Spans in exports that failed (after the exporter's retries).
+    pub export_failures: u64,
+}
+
+impl SpanCounts {
+    /// Spans ended but not exported: still queued, dropped, or in failed exports.
+    pub fn not_exported(&self) -> u64 {
+        self.ended.saturating_sub(self.exported)
+    }
+}
+
+/// Counters shared by the processor, the exporters and the guard.
+#[derive(Default)]
+pub(crate) struct ExportStats {
+    spans_ended: AtomicU64,
+    spans_exported: AtomicU64,
+    spans_failed: AtomicU64,
+    logs_exported: AtomicU64,
+    logs_failed: AtomicU64,
+    trace_failures: Mutex<FailureLog>,
+    log_failures: Mutex<FailureLog>,
+    /// The pipeline's own dispatcher: warnings from the exporter threads go to it even
+    /// when it is not the global default (as in tests using `with_default`).
+    dispatch: OnceLock<WeakDispatch>,
+}
+
+/// Failures since the last warning, and when that warning was.
+#[derive(Default)]
+struct FailureLog {
+    last_warning: Option<Instant>,
+    failed_exports: u64,
+    lost: u64,
+}
+
+impl fmt::Debug for ExportStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportStats")
+            .field("spans", &self.span_counts())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExportStats {
+    pub(crate) fn span_counts(&self) -> SpanCounts {
+        SpanCounts {
+            ended: self.spans_ended.load(Ordering::Relaxed),
+            exported: self.spans_exported.load(Ordering::Relaxed),
+            export_failures: self.spans_failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Log records exported and log records in failed exports.
+    pub(crate) fn log_counts(&self) -> (u64, u64) {
+        (
+            self.logs_exported.load(Ordering::Relaxed),
+            self.logs_failed.load(Ordering::Relaxed),
+        )
+    }
+
+    pub(crate) fn set_dispatch(&self, dispatch: WeakDispatch) {
+        // Set once, right after the dispatcher is built; a second call cannot happen.
+        let _ = self.dispatch.set(dispatch);
+    }
+
+    /// Runs `emit` with the pipeline's dispatcher as the default, if it is still alive.
+    pub(crate) fn in_pipeline(&self, emit: impl FnOnce()) {
+        match self.dispatch.get().and_then(WeakDispatch::upgrade) {
+            Some(dispatch) => tracing::dispatcher::with_default(&dispatch, emit),
+            None => emit(),
+        }
+    }
+
+    fn record(&self, signal: Signal, items: u64, result: &OTelSdkResult) {
+        let (exported, failed, log) = match signal {
+            Signal::Traces => (
+                &self.spans_exported,
+                &self.spans_failed,
+                &self.trace_failures,
+            ),
+            Signal::Logs => (&self.logs_exported, &self.logs_failed, &self.log_failures),
+        };
+        match result {
+            Ok(()) => {
+                exported.fetch_add(items, Ordering::Relaxed);
+            }
+            Err(error) => {
+                failed.fetch_add(items, Ordering::Relaxed);
+                self.warn_rate_limited(signal, log, items, error);
+            }
+        }
+    }
+
+    fn warn_rate_limited(
+        &self,
+        signal: Signal,
+        log: &Mutex<FailureLog>,
+        items: u64,
+        error: &OTelSdkError,
+    ) {
+        let (failed_exports, lost) = {
+            let Ok(mut log) = log.lock() else { return };
+            log.failed_exports += 1;
+            log.lost += items;
+            let now = Instant::now();
+            if log
+                .last_warning
+                .is_some_and(|last| now.duration_since(last) < FAILURE_LOG_INTERVAL)
+            {
+                return;
+            }
+            log.last_warning = Some(now);
+            (
+                std::mem::take(&mut log.failed_exports),
+                std::mem::take(&mut log.lost),
+            )
+        };
+        let mut reason = error.to_string();
+        if let Some((cut, _)) = reason.char_indices().nth(MAX_ERROR_TEXT) {
+            reason.truncate(cut);
+            reason.push('…');
+        }
+        self.in_pipeline(|| {
+            tracing::warn!(
+                signal = signal.as_str(),
+                failed_exports,
+                lost,
+                error = %reason,
+                "OTLP export failed; further failures are counted and reported at most every {} s",
+                FAILURE_LOG_INTERVAL.as_secs(),
+            );
+        });
+    }
+}
+
+/// Hands spans to the batch processor and counts the sampled ones.
+#[derive(Debug)]
+pub(crate) struct CountingProcessor<P> {
+    pub(crate) inner: P,
+    pub(crate) stats: Arc<ExportStats>,
+}
+
+impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
+    fn on_start(&self, span: &mut Span, cx: &Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        if span.span_context.is_sampled() {
+            self.stats.spans_ended.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// A span exporter that counts what it exported and what failed.
+#[derive(Debug)]
+pub(crate) struct CountingSpanExporter<E> {
+    pub(crate) inner: E,
+    pub(crate) stats: Arc<ExportStats>,
+}
+
+impl<E: SpanExporter> SpanExporter for CountingSpanExporter<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let items = batch.len() as u64;
+        let result = self.inner.export(batch).await;
+        self.stats.record(Signal::Traces, items, &result);
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn shutdown(&self) -> OTelSdkResult {
+        self.inner.shutdown()
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// A log exporter that counts what it exported and what failed.
+#[derive(Debug)]
+pub(crate) struct CountingLogExporter<E> {
+    pub(crate) inner: E,
+    pub(crate) stats: Arc<ExportStats>,
+}
+
+impl<E: LogExporter> LogExporter for CountingLogExporter<E> {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        let items = batch.iter().count() as u64;
+        let result = self.inner.export(batch).await;
+        self.stats.record(Signal::Logs, items, &result);
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn shutdown(&self) -> OTelSdkResult {
+        self.inner.shutdown()
+    }
+
+    fn event_enabled(
+        &self,
+        level: opentelemetry::logs::Severity,
+        target: &str,
+        name: Option<&str>,
+    ) -> bool {
+        self.inner.event_enabled(level, target, name)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}

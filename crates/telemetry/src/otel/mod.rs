@@ -1,0 +1,233 @@
+//! guildscope's tracing and log pipeline: `tracing` spans exported over OTLP (gRPC or
+//! HTTP) to any OpenTelemetry collector or vendor, log lines on stderr (human-readable or
+//! JSON carrying trace ids), and, when asked, log records over OTLP too.
+//!
+//! ```text
+//! tracing ──► EnvFilter ──┬─► fmt layer ──► stderr (pretty | JSON with trace_id/span_id)
+//!                         ├─► OpenTelemetry span layer ──► sampler ──► batch processor ──► OTLP
+//!                         └─► log bridge ─────────────────────────► batch processor ──► OTLP
+//! ```
+//!
+//! The two OpenTelemetry layers exist only when their signal is configured: with
+//! [`TelemetryConfig::traces`] unset a span costs what a plain `tracing` span costs.
+//! Exports run on the batch processors' own threads behind bounded queues, so a slow or
+//! dead collector never blocks or slows the code that creates spans; what does not fit is
+//! dropped and counted ([`TelemetryGuard::span_counts`]), and failures are logged at most
+//! once every 30 seconds.
+//!
+//! Configuration comes from the config file ([`TelemetryConfig`]) with the standard
+//! `OTEL_*` environment variables applied on top ([`TelemetryConfig::apply_env`]).
+//!
+//! # Layout
+//!
+//! - `config.rs`: [`TelemetryConfig`], [`OtlpEndpoint`] and the other settings, their
+//!   validation, and [`TelemetryError`].
+//! - `env.rs`: the `OTEL_*` environment variables.
+//! - `pipeline.rs`: the filter, the layers, the providers and the OTLP exporters.
+//! - `export.rs`: exact counting around the batch processor and exporters, and the
+//!   rate-limited warning for failing exports.
+//! - `logfmt.rs`: the JSON log line format.
+//! - `tests.rs`: unit tests; the end-to-end tests against a real OTLP receiver live in
+//!   `tests/otel*.rs`.
+
+mod config;
+mod env;
+mod export;
+mod logfmt;
+mod pipeline;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
+pub use config::{
+    LogFormat, OtlpEndpoint, OtlpProtocol, ParentSampling, Signal, TelemetryConfig, TelemetryError,
+    UnknownLogFormat, UnknownProtocol,
+};
+pub use env::{
+    OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
+    OTEL_EXPORTER_OTLP_LOGS_HEADERS, OTEL_EXPORTER_OTLP_LOGS_PROTOCOL,
+    OTEL_EXPORTER_OTLP_LOGS_TIMEOUT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TIMEOUT,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, OTEL_SDK_DISABLED,
+    OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG,
+};
+pub use export::SpanCounts;
+
+use export::ExportStats;
+use logfmt::Output;
+
+/// How long [`TelemetryGuard::shutdown`] lets each provider flush before giving up.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Builds the pipeline without installing it: the dispatcher to install (globally with
+/// [`tracing::dispatcher::set_global_default`], or for a scope with
+/// [`tracing::dispatcher::with_default`]) and the guard that flushes it.
+///
+/// Log lines go to stderr. Call it inside a tokio runtime when an endpoint speaks gRPC:
+/// the tonic channel is built on it and keeps exporting through it, so the runtime must
+/// outlive the guard (a multi-threaded runtime is best; on a current-thread runtime
+/// exports progress only while that thread is awaiting).
+pub fn build(
+    config: &TelemetryConfig,
+) -> Result<(tracing::Dispatch, TelemetryGuard), TelemetryError> {
+    let output = Output {
+        writer: BoxMakeWriter::new(std::io::stderr),
+        terminal: std::io::stderr().is_terminal(),
+    };
+    pipeline::build_pipeline(config, output)
+}
+
+/// [`build`], writing log lines to `writer` instead of stderr. The writer is taken not to
+/// be a terminal: no colours, and [`LogFormat::Auto`] means JSON.
+pub fn build_with_writer<W>(
+    config: &TelemetryConfig,
+    writer: W,
+) -> Result<(tracing::Dispatch, TelemetryGuard), TelemetryError>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let output = Output {
+        writer: BoxMakeWriter::new(writer),
+        terminal: false,
+    };
+    pipeline::build_pipeline(config, output)
+}
+
+/// [`build`], then installs the pipeline as the process's global `tracing` dispatcher,
+/// its tracer provider as OpenTelemetry's global one, and the W3C trace-context
+/// propagator (`traceparent`) as the global propagator.
+pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
+    let (dispatch, guard) = build(config)?;
+    tracing::dispatcher::set_global_default(dispatch)
+        .map_err(|source| TelemetryError::AlreadyInstalled { source })?;
+    if let Some(provider) = &guard.tracer_provider {
+        opentelemetry::global::set_tracer_provider(provider.clone());
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+    }
+    Ok(guard)
+}
+
+/// The trace id (32 hex digits) of the current span, when traces are exported and the
+/// span is sampled: an id to show a user next to an error, which leads to the trace.
+pub fn current_trace_id() -> Option<String> {
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    (span_context.is_valid() && span_context.is_sampled())
+        .then(|| span_context.trace_id().to_string())
+}
+
+/// Reads a pipeline's span counts; cheap to clone.
+#[derive(Clone)]
+pub struct SpanCounter(Arc<ExportStats>);
+
+impl SpanCounter {
+    /// What happened to the spans so far (see [`TelemetryGuard::span_counts`]).
+    pub fn counts(&self) -> SpanCounts {
+        self.0.span_counts()
+    }
+}
+
+impl std::fmt::Debug for SpanCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SpanCounter").field(&self.counts()).finish()
+    }
+}
+
+/// Owns the OpenTelemetry providers of a pipeline; [`TelemetryGuard::shutdown`] flushes
+/// them. Dropping the guard without shutting down flushes nothing: spans still queued
+/// when the process exits are lost.
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    tracer_provider: Option<SdkTracerProvider>,
+    logger_provider: Option<SdkLoggerProvider>,
+    stats: Arc<ExportStats>,
+    /// Keeps the pipeline's dispatcher alive until the shutdown summary is logged through
+    /// it, whether or not it is the global one.
+    dispatch: tracing::Dispatch,
+}
+
+impl TelemetryGuard {
+    /// What happened to the spans so far. Exact at every moment; spans still queued count
+    /// as ended but not yet exported.
+    pub fn span_counts(&self) -> SpanCounts {
+        self.stats.span_counts()
+    }
+
+    /// A handle that reads the same counts, for a metrics scrape hook that outlives a
+    /// borrow of the guard.
+    pub fn span_counter(&self) -> SpanCounter {
+        SpanCounter(Arc::clone(&self.stats))
+    }
+
+    /// Exports what is queued and shuts the providers down, waiting at most
+    /// [`SHUTDOWN_TIMEOUT`] (plus a little) however slow or dead the collector is. Logs a
+    /// warning with what could not be exported, and returns the span counts, which are
+    /// final unless the flush ran out of time.
+    pub async fn shutdown(self) -> SpanCounts {
+        let started = Instant::now();
+        let traces = self.tracer_provider.clone().map(|provider| {
+            tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT))
+        });
+        let logs = self.logger_provider.clone().map(|provider| {
+            tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT))
+        });
+        // The providers bound their own wait; this bounds the blocking tasks themselves.
+        let deadline = SHUTDOWN_TIMEOUT + Duration::from_secs(1);
+        let trace_result = match traces {
+            Some(task) => Some(tokio::time::timeout(deadline, task).await),
+            None => None,
+        };
+        let remaining = deadline.saturating_sub(started.elapsed());
+        let log_result = match logs {
+            Some(task) => Some(tokio::time::timeout(remaining, task).await),
+            None => None,
+        };
+
+        let counts = self.stats.span_counts();
+        let (logs_exported, logs_failed) = self.stats.log_counts();
+        let describe = |result: Option<Result<Result<Result<(), _>, _>, _>>| match result {
+            None | Some(Ok(Ok(Ok(())))) => None,
+            Some(Ok(Ok(Err(err)))) => Some(format!("{err}")),
+            Some(Ok(Err(_))) => Some("the flushing task failed".to_owned()),
+            Some(Err(_)) => Some("timed out".to_owned()),
+        };
+        let trace_problem = describe(trace_result);
+        let log_problem = describe(log_result);
+        self.stats.in_pipeline(|| {
+            if trace_problem.is_some() || counts.not_exported() > 0 {
+                tracing::warn!(
+                    spans_ended = counts.ended,
+                    spans_exported = counts.exported,
+                    spans_not_exported = counts.not_exported(),
+                    spans_in_failed_exports = counts.export_failures,
+                    problem = trace_problem.as_deref().unwrap_or("none"),
+                    "not every span could be exported before shutdown"
+                );
+            }
+            if log_problem.is_some() || logs_failed > 0 {
+                tracing::warn!(
+                    logs_exported,
+                    logs_in_failed_exports = logs_failed,
+                    problem = log_problem.as_deref().unwrap_or("none"),
+                    "log records may not all have been exported before shutdown"
+                );
+            }
+        });
+        drop(self.dispatch);
+        counts
+    }
+}

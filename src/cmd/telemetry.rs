@@ -1,0 +1,218 @@
+//! Starting and stopping the process's telemetry: logs and traces, the
+//! metrics registry with its Prometheus endpoint and StatsD sink, and Sentry.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use guildscope_discord::GatewayHandle;
+use guildscope_telemetry::{
+    Statsd,
+    metrics::{BuildInfo, Metrics, PrometheusConfig, PrometheusServer},
+    otel::{
+        self, OtlpEndpoint, OtlpProtocol as OtelProtocol, Signal, TelemetryConfig, TelemetryGuard,
+    },
+    reports::{ErrorReporter, SentryConfig},
+};
+use tokio::task::JoinHandle;
+
+use crate::{
+    config::{Config, OtlpProtocol, TelemetrySettings},
+    logging,
+};
+
+/// The version reported everywhere: the crate version and the commit it was
+/// built from.
+pub fn version() -> String {
+    format!("{}+{}", env!("CARGO_PKG_VERSION"), git_sha())
+}
+
+/// The commit the binary was built from, or `unknown`.
+pub fn git_sha() -> &'static str {
+    option_env!("GUILDSCOPE_GIT_SHA").unwrap_or("unknown")
+}
+
+/// The logs-and-traces configuration: the file's settings, then the standard
+/// `OTEL_*` variables over them.
+pub fn otel_config(config: &Config) -> anyhow::Result<TelemetryConfig> {
+    let settings = &config.telemetry;
+    let protocol = match settings.traces.protocol {
+        OtlpProtocol::Grpc => OtelProtocol::Grpc,
+        OtlpProtocol::HttpProtobuf => OtelProtocol::HttpProtobuf,
+    };
+    // A configured endpoint is a base URL, as OTEL_EXPORTER_OTLP_ENDPOINT is.
+    let endpoint = |signal| {
+        settings.traces.endpoint.as_ref().map(|base| {
+            let mut endpoint = OtlpEndpoint::for_signal(base, protocol, signal);
+            endpoint.headers = settings
+                .traces
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+                .collect();
+            endpoint
+        })
+    };
+    let mut otel = TelemetryConfig {
+        service_name: settings.service_name.clone(),
+        service_version: version(),
+        environment: settings.environment.clone(),
+        log_filter: logging::filter(&config.log_level),
+        log_format: logging::format(config.log_format),
+        traces: endpoint(Signal::Traces),
+        logs: if settings.traces.export_logs {
+            endpoint(Signal::Logs)
+        } else {
+            None
+        },
+        sample_ratio: settings.traces.sample_ratio,
+        max_queue_size: settings.traces.queue_size,
+        ..TelemetryConfig::default()
+    };
+    otel.apply_env(|name| std::env::var(name).ok())
+        .context("in the OTEL_* environment")?;
+    Ok(otel)
+}
+
+/// Everything that reports on the running bot.
+pub struct Telemetry {
+    guard: TelemetryGuard,
+    /// The metrics registry every part of the bot updates.
+    pub metrics: Arc<Metrics>,
+    prometheus: Option<PrometheusServer>,
+    statsd: Option<(Statsd, JoinHandle<()>)>,
+    /// Sentry, when configured.
+    pub reporter: Option<ErrorReporter>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("prometheus", &self.prometheus_addr())
+            .field("statsd", &self.statsd.is_some())
+            .field("sentry", &self.reporter.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    /// Starts logs and traces, the metrics registry, the Prometheus endpoint,
+    /// StatsD and Sentry, as configured.
+    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        let otel = otel_config(config)?;
+        let guard = otel::init(&otel).context("while starting logs and traces")?;
+        Self::start_with(guard, &config.telemetry).await
+    }
+
+    /// Starts the rest of telemetry around logs and traces already running.
+    pub async fn start_with(
+        guard: TelemetryGuard,
+        settings: &TelemetrySettings,
+    ) -> anyhow::Result<Self> {
+        let statsd = match &settings.statsd {
+            Some(statsd) => Some(
+                Statsd::start(statsd.clone())
+                    .await
+                    .context("while starting the StatsD sink")?,
+            ),
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::new(
+            BuildInfo {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                git_sha: git_sha().to_owned(),
+            },
+            statsd.as_ref().map(|(s, _)| s.clone()),
+        ));
+        let span_counts = guard.span_counter();
+        let statsd_handle = statsd.as_ref().map(|(s, _)| s.clone());
+        metrics.on_scrape(Box::new(move |metrics| {
+            let counts = span_counts.counts();
+            metrics.set_telemetry_dropped("spans", counts.ended.saturating_sub(counts.exported));
+            if let Some(statsd) = &statsd_handle {
+                metrics.set_telemetry_dropped("statsd", statsd.dropped());
+            }
+        }));
+        let prometheus = match settings.metrics.listen {
+            Some(listen) => Some(
+                PrometheusServer::start(
+                    PrometheusConfig {
+                        listen,
+                        bearer_token: settings
+                            .metrics
+                            .bearer_token
+                            .as_ref()
+                            .map(|t| t.expose().to_owned()),
+                    },
+                    Arc::clone(&metrics),
+                )
+                .await
+                .with_context(|| format!("while starting the metrics endpoint on {listen}"))?,
+            ),
+            None => None,
+        };
+        let reporter = match &settings.sentry {
+            Some(sentry) => Some(
+                ErrorReporter::start(SentryConfig {
+                    dsn: sentry.dsn.expose().to_owned(),
+                    environment: settings.environment.clone(),
+                    release: format!("guildscope@{}", version()),
+                    sample_rate: sentry.sample_rate,
+                    queue: 100,
+                })
+                .context("while starting error reports")?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            guard,
+            metrics,
+            prometheus,
+            statsd,
+            reporter,
+        })
+    }
+
+    /// Where the Prometheus endpoint listens, if it is on.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.prometheus.as_ref().map(PrometheusServer::local_addr)
+    }
+
+    /// Keeps the shard gauges current: they are read from the gateway at
+    /// every scrape, and `/readyz` answers ready from now on.
+    pub fn watch_gateway(&self, gateway: GatewayHandle) {
+        self.metrics.on_scrape(Box::new(move |metrics| {
+            for state in gateway.shard_states() {
+                metrics.shard_connected(state.shard, state.connected);
+                metrics.gateway_latency(state.shard, state.latency);
+            }
+        }));
+        if let Some(prometheus) = &self.prometheus {
+            prometheus.set_ready(true);
+        }
+    }
+
+    /// Flushes spans, error reports and StatsD, and stops the endpoint.
+    pub async fn shutdown(self) {
+        let Self {
+            guard,
+            metrics,
+            prometheus,
+            statsd,
+            reporter,
+        } = self;
+        if let Some(reporter) = reporter {
+            reporter.flush(Duration::from_secs(5)).await;
+        }
+        if let Some(prometheus) = prometheus {
+            prometheus.shutdown().await;
+        }
+        // The registry holds a StatsD handle; the sink drains once every
+        // handle is gone.
+        drop(metrics);
+        if let Some((handle, task)) = statsd {
+            drop(handle);
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
+        guard.shutdown().await;
+    }
+}
