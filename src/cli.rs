@@ -210,6 +210,50 @@ pub enum BenchCommand {
     /// member request, chunks and set-wise reconciliation → committed rows,
     /// in one process; then the same sync again against the filled database.
     Sync(BenchSyncArgs),
+    /// What telemetry costs: the same workload (commands at a fixed rate,
+    /// then a message firehose with commands alongside) with every exporter
+    /// off and with every exporter on, alternating in child processes.
+    Telemetry(BenchTelemetryArgs),
+}
+
+/// `guildscope bench telemetry`.
+#[derive(Debug, Args)]
+pub struct BenchTelemetryArgs {
+    /// Messages in the firehose phase.
+    #[arg(long, default_value_t = 200_000)]
+    pub messages: u64,
+    /// Commands in the fixed-rate phase.
+    #[arg(long, default_value_t = 10_000)]
+    pub commands: u64,
+    /// Commands per second in the fixed-rate phase (a quarter of it during
+    /// the firehose).
+    #[arg(long, default_value_t = 2_000.0)]
+    pub command_rate: f64,
+    /// Rounds of off/on pairs.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Run one phase and print its result as JSON (used by the rounds).
+    #[arg(long, hide = true, value_enum)]
+    pub phase: Option<TelemetryPhase>,
+}
+
+/// One side of the telemetry benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TelemetryPhase {
+    /// Every exporter off.
+    Off,
+    /// Every exporter on.
+    On,
+}
+
+impl TelemetryPhase {
+    /// The name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::On => "on",
+        }
+    }
 }
 
 /// The database a benchmark uses.

@@ -6,6 +6,7 @@
 pub mod ingest;
 pub mod read;
 pub mod sync;
+pub mod telemetry;
 
 use std::{
     path::PathBuf,

@@ -14,7 +14,10 @@ use guildscope_telemetry::{
 
 use crate::{
     cli::CheckConfigArgs,
-    cmd::telemetry::otel_config,
+    cmd::{
+        marker::{origin, origin_and_path},
+        telemetry::otel_config,
+    },
     config::{Config, Overrides},
 };
 
@@ -115,7 +118,7 @@ async fn check(config: &Config, source: &str, timeout: Duration) -> Vec<Line> {
             let what = format!(
                 "OTLP {} {} (sampling {sample_ratio}){}",
                 if grpc { "grpc" } else { "http/protobuf" },
-                endpoint.url,
+                origin_and_path(&endpoint.url),
                 if logs.is_some() { ", logs too" } else { "" }
             );
             let result = probe::otlp(&endpoint.url, grpc, &endpoint.headers, timeout).await;
@@ -151,7 +154,11 @@ async fn check(config: &Config, source: &str, timeout: Duration) -> Vec<Line> {
                 ),
             }
         }
-        None => Line::new(State::Off, "metrics", "Prometheus endpoint disabled"),
+        None => Line::new(
+            State::Off,
+            "metrics",
+            "Prometheus endpoint disabled (set metrics.listen or GUILDSCOPE_METRICS_LISTEN to an address such as 127.0.0.1:9464)",
+        ),
     });
 
     match &telemetry.statsd {
@@ -160,7 +167,11 @@ async fn check(config: &Config, source: &str, timeout: Duration) -> Vec<Line> {
             let what = format!("{} prefix {:?}", statsd.address, statsd.prefix);
             lines.push(Line::probed("statsd", what, result));
         }
-        None => lines.push(Line::new(State::Off, "statsd", "no [statsd] section")),
+        None => lines.push(Line::new(
+            State::Off,
+            "statsd",
+            "no [statsd] section (add one with address = \"host:8125\")",
+        )),
     }
 
     match &telemetry.sentry {
@@ -188,12 +199,12 @@ async fn check(config: &Config, source: &str, timeout: Duration) -> Vec<Line> {
                 .collect();
             let url = format!("{}/api/health", grafana.url.trim_end_matches('/'));
             let result = probe::http_get(&url, &headers, timeout).await;
-            lines.push(Line::probed("grafana", grafana.url.clone(), result));
+            lines.push(Line::probed("grafana", origin(&grafana.url), result));
         }
         None => lines.push(Line::new(
             State::Off,
             "grafana",
-            "no [markers.grafana] section",
+            "no [markers.grafana] section (add one with url = \"https://grafana.example.com\" and the token in GUILDSCOPE_GRAFANA_TOKEN)",
         )),
     }
     match &telemetry.honeycomb {
@@ -202,14 +213,14 @@ async fn check(config: &Config, source: &str, timeout: Duration) -> Vec<Line> {
                 probe::honeycomb_auth(&honeycomb.api_url, honeycomb.key.expose(), timeout).await;
             lines.push(Line::probed(
                 "honeycomb",
-                format!("{} dataset {}", honeycomb.api_url, honeycomb.dataset),
+                format!("{} dataset {}", origin(&honeycomb.api_url), honeycomb.dataset),
                 result,
             ));
         }
         None => lines.push(Line::new(
             State::Off,
             "honeycomb",
-            "no [markers.honeycomb] section",
+            "no [markers.honeycomb] section (add one with dataset = \"...\" and the key in GUILDSCOPE_HONEYCOMB_KEY)",
         )),
     }
     lines

@@ -18,7 +18,7 @@ use crate::{
     cli::DemoArgs,
     cmd::{
         telemetry::{Telemetry, otel_config},
-        wiring,
+        wait_until, wiring,
     },
     config::{Config, Overrides},
 };
@@ -128,18 +128,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     print!("{}", summary.render());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Polls `done` every 20 ms until it holds or `limit` passes.
-async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        if Instant::now() >= deadline {
-            anyhow::bail!("timed out after {limit:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
 }
 
 /// The live progress display: one rewritten line on a terminal, plain lines

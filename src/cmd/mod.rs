@@ -48,6 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Bench(BenchCommand::Read(args)) => bench::read::run(args).await,
             Command::Bench(BenchCommand::Ingest(args)) => bench::ingest::run(args).await,
             Command::Bench(BenchCommand::Sync(args)) => bench::sync::run(args).await,
+            Command::Bench(BenchCommand::Telemetry(args)) => bench::telemetry::run(args).await,
         }
     })
 }
@@ -61,6 +62,21 @@ pub fn remove_sqlite_files(path: &str) -> anyhow::Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).with_context(|| format!("while removing {path}{suffix}")),
         }
+    }
+    Ok(())
+}
+
+/// Polls `done` every 10 ms until it holds or `limit` passes.
+pub async fn wait_until(
+    limit: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!("timed out after {limit:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     Ok(())
 }

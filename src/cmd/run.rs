@@ -66,6 +66,7 @@ pub fn discord_config(config: &Config) -> Result<DiscordConfig, ConfigError> {
         shards: config.shards,
         large_threshold: config.large_threshold,
         bus_capacity: config.bus_capacity,
+        traced_events_per_second: config.telemetry.traces.events_per_second,
         ..DiscordConfig::new(config.token()?)
     };
     if let Some(key) = config.keyed_hash_key()? {

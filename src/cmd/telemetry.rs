@@ -9,7 +9,8 @@ use guildscope_telemetry::{
     Statsd,
     metrics::{BuildInfo, Metrics, PrometheusConfig, PrometheusServer},
     otel::{
-        self, OtlpEndpoint, OtlpProtocol as OtelProtocol, Signal, TelemetryConfig, TelemetryGuard,
+        self, OtlpEndpoint, OtlpProtocol as OtelProtocol, Signal, SpanCounter, TelemetryConfig,
+        TelemetryGuard,
     },
     reports::{ErrorReporter, SentryConfig},
 };
@@ -170,6 +171,11 @@ impl Telemetry {
             statsd,
             reporter,
         })
+    }
+
+    /// Reads how many spans ended and were exported.
+    pub fn span_counter(&self) -> SpanCounter {
+        self.guard.span_counter()
     }
 
     /// Where the Prometheus endpoint listens, if it is on.

@@ -9,6 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use guildscope_discord::DiscordConfig;
 use guildscope_model::Secret;
 use guildscope_telemetry::StatsdConfig;
 use serde::Deserialize;
@@ -33,6 +34,7 @@ pub(super) struct RawTraces {
     sample_ratio: Option<f64>,
     queue_size: Option<usize>,
     export_logs: Option<bool>,
+    events_per_second: Option<u32>,
 }
 
 /// `[metrics]`: the Prometheus endpoint.
@@ -114,6 +116,8 @@ pub struct TracesSettings {
     pub queue_size: usize,
     /// Also export logs over OTLP.
     pub export_logs: bool,
+    /// Gateway events per second that get a root span (commands always do).
+    pub events_per_second: u32,
 }
 
 impl fmt::Debug for TracesSettings {
@@ -126,6 +130,7 @@ impl fmt::Debug for TracesSettings {
             .field("sample_ratio", &self.sample_ratio)
             .field("queue_size", &self.queue_size)
             .field("export_logs", &self.export_logs)
+            .field("events_per_second", &self.events_per_second)
             .finish()
     }
 }
@@ -343,6 +348,10 @@ pub(super) fn validate(raw: RawTelemetry, env: Env<'_>) -> Result<TelemetrySetti
             sample_ratio,
             queue_size,
             export_logs: raw.traces.export_logs.unwrap_or(false),
+            events_per_second: raw
+                .traces
+                .events_per_second
+                .unwrap_or(DiscordConfig::DEFAULT_TRACED_EVENTS_PER_SECOND),
         },
         metrics: MetricsSettings {
             listen,
@@ -412,4 +421,304 @@ fn read_headers(key: &str, path: &Path) -> Result<Vec<(String, Secret)>, ConfigE
         headers.push((name.to_ascii_lowercase(), Secret::new(value.trim())));
     }
     Ok(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, path::Path};
+
+    use super::*;
+    use crate::config::parse;
+
+    /// Validates the telemetry sections of `toml` with `vars` as the whole
+    /// environment.
+    fn settings(toml: &str, vars: &[(&str, &str)]) -> Result<TelemetrySettings, ConfigError> {
+        let raw = parse(toml, Path::new("g.toml")).unwrap();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let env = move |name: &str| vars.get(name).cloned();
+        validate(
+            RawTelemetry {
+                service: raw.service,
+                traces: raw.traces,
+                metrics: raw.metrics,
+                statsd: raw.statsd,
+                sentry: raw.sentry,
+                markers: raw.markers,
+            },
+            &env,
+        )
+    }
+
+    fn error(toml: &str, vars: &[(&str, &str)]) -> String {
+        settings(toml, vars).unwrap_err().to_string()
+    }
+
+    /// A TOML string literal holding `path`.
+    fn quoted(path: &Path) -> String {
+        format!("{:?}", path.display().to_string())
+    }
+
+    #[test]
+    fn with_nothing_configured_only_prometheus_is_on_and_on_loopback() {
+        let s = settings("", &[]).unwrap();
+        assert_eq!(s.service_name, "guildscope");
+        assert_eq!(s.environment, None);
+        assert_eq!(s.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert!(s.metrics.bearer_token.is_none());
+        assert_eq!(s.traces.endpoint, None);
+        assert_eq!(s.traces.protocol, OtlpProtocol::Grpc);
+        assert!(s.traces.headers.is_empty());
+        assert_eq!(s.traces.sample_ratio, 1.0);
+        assert!(!s.traces.export_logs);
+        assert!(s.statsd.is_none());
+        assert!(s.sentry.is_none());
+        assert!(s.grafana.is_none());
+        assert!(s.honeycomb.is_none());
+    }
+
+    #[test]
+    fn the_metrics_listen_variable_wins_over_the_file_and_off_turns_it_off() {
+        let file = "[metrics]\nlisten = \"0.0.0.0:9100\"\n";
+        let s = settings(file, &[]).unwrap();
+        assert_eq!(s.metrics.listen, Some("0.0.0.0:9100".parse().unwrap()));
+        let s = settings(file, &[("GUILDSCOPE_METRICS_LISTEN", "127.0.0.1:9200")]).unwrap();
+        assert_eq!(s.metrics.listen, Some("127.0.0.1:9200".parse().unwrap()));
+        let s = settings(file, &[("GUILDSCOPE_METRICS_LISTEN", "off")]).unwrap();
+        assert_eq!(s.metrics.listen, None);
+        let s = settings("[metrics]\nenabled = false\n", &[]).unwrap();
+        assert_eq!(s.metrics.listen, None);
+    }
+
+    #[test]
+    fn a_bad_listen_address_names_the_key_and_the_value() {
+        let err = error("[metrics]\nlisten = \"localhost:metrics\"\n", &[]);
+        assert_eq!(
+            err,
+            "config key `metrics.listen`: expected an address like 127.0.0.1:9464 or \"off\", got \"localhost:metrics\""
+        );
+        let err = error("", &[("GUILDSCOPE_METRICS_LISTEN", "9464")]);
+        assert!(err.starts_with("config key `metrics.listen`"), "{err}");
+    }
+
+    #[test]
+    fn a_sample_ratio_outside_zero_to_one_is_refused() {
+        for ratio in ["1.5", "-0.1"] {
+            let err = error(&format!("[traces]\nsample_ratio = {ratio}\n"), &[]);
+            assert!(
+                err.starts_with("config key `traces.sample_ratio`: expected a number from 0 to 1"),
+                "{err}"
+            );
+        }
+        let s = settings("[traces]\nsample_ratio = 0.25\n", &[]).unwrap();
+        assert_eq!(s.traces.sample_ratio, 0.25);
+        let err = error("[sentry]\nsample_rate = 2.0\n", &[]);
+        assert!(err.starts_with("config key `sentry.sample_rate`"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_protocol_is_refused_and_http_is_protobuf() {
+        let err = error("[traces]\nprotocol = \"http/json\"\n", &[]);
+        assert_eq!(
+            err,
+            "config key `traces.protocol`: expected \"grpc\" or \"http/protobuf\", got \"http/json\""
+        );
+        for name in ["http", "http/protobuf"] {
+            let s = settings(&format!("[traces]\nprotocol = \"{name}\"\n"), &[]).unwrap();
+            assert_eq!(s.traces.protocol, OtlpProtocol::HttpProtobuf);
+        }
+        let err = error("[traces]\nendpoint = \"otel:4317\"\n", &[]);
+        assert!(err.starts_with("config key `traces.endpoint`"), "{err}");
+    }
+
+    #[test]
+    fn a_headers_file_skips_comments_and_its_values_never_show() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("otlp-headers");
+        std::fs::write(
+            &file,
+            "# vendor keys\n\nX-Api-Key = header-secret-1\n  # indented comment\nauthorization=Basic aGVhZGVyLXNlY3JldC0y\n",
+        )
+        .unwrap();
+        let s = settings(
+            &format!(
+                "[traces]\nendpoint = \"http://otel:4317\"\nheaders_file = {}\n",
+                quoted(&file)
+            ),
+            &[],
+        )
+        .unwrap();
+        let headers: Vec<(&str, &str)> = s
+            .traces
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("x-api-key", "header-secret-1"),
+                ("authorization", "Basic aGVhZGVyLXNlY3JldC0y"),
+            ]
+        );
+        let debug = format!("{s:?}");
+        assert!(debug.contains("x-api-key"), "{debug}");
+        assert!(!debug.contains("header-secret-1"), "{debug}");
+        assert!(!debug.contains("aGVhZGVyLXNlY3JldC0y"), "{debug}");
+    }
+
+    #[test]
+    fn a_bad_line_in_the_headers_file_is_named_with_its_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("otlp-headers");
+        let toml = format!("[traces]\nheaders_file = {}\n", quoted(&file));
+
+        std::fs::write(&file, "# keys\nx-api-key=ok\nheader-secret-3\n").unwrap();
+        let err = error(&toml, &[]);
+        assert_eq!(
+            err,
+            format!(
+                "config key `traces.headers_file`: {}:3: expected name=value",
+                file.display()
+            )
+        );
+
+        std::fs::write(&file, "x api key=header-secret-4\n").unwrap();
+        let err = error(&toml, &[]);
+        assert!(
+            err.starts_with(&format!(
+                "config key `traces.headers_file`: {}:1:",
+                file.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("is not a header name"), "{err}");
+        assert!(!err.contains("header-secret-4"), "{err}");
+
+        std::fs::remove_file(&file).unwrap();
+        let err = error(&toml, &[]);
+        assert!(
+            err.starts_with(&format!(
+                "config key `traces.headers_file`: cannot read {}",
+                file.display()
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_honeycomb_section_without_a_key_names_both_places_to_put_it() {
+        let toml = "[markers.honeycomb]\ndataset = \"guildscope\"\n";
+        let err = error(toml, &[]);
+        assert!(
+            err.starts_with("config key `markers.honeycomb.key_file`"),
+            "{err}"
+        );
+        assert!(err.contains("GUILDSCOPE_HONEYCOMB_KEY"), "{err}");
+        assert!(err.contains("markers.honeycomb.key_file"), "{err}");
+
+        // Honeycomb's own variable works too; the default API is the US one.
+        let s = settings(toml, &[("HONEYCOMB_API_KEY", "hc-secret-1")]).unwrap();
+        let honeycomb = s.honeycomb.as_ref().unwrap();
+        assert_eq!(honeycomb.key.expose(), "hc-secret-1");
+        assert_eq!(honeycomb.api_url, "https://api.honeycomb.io");
+        assert_eq!(honeycomb.dataset, "guildscope");
+        let s = settings(
+            toml,
+            &[
+                ("GUILDSCOPE_HONEYCOMB_KEY", "hc-secret-2"),
+                ("HONEYCOMB_API_KEY", "hc-secret-1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.honeycomb.unwrap().key.expose(), "hc-secret-2");
+
+        let err = error("[markers.honeycomb]\ndataset = \" \"\n", &[]);
+        assert!(
+            err.starts_with("config key `markers.honeycomb.dataset`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn secrets_read_from_files_are_trimmed_and_never_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            quoted(&path)
+        };
+        let toml = format!(
+            "[metrics]\nbearer_token_file = {}\n\n[sentry]\ndsn_file = {}\n\n\
+             [markers.grafana]\nurl = \"http://grafana:3000\"\ntoken_file = {}\ntags = [\"prod\"]\n\n\
+             [markers.honeycomb]\ndataset = \"__all__\"\nkey_file = {}\n",
+            write("metrics-token", "  scrape-secret-1\n"),
+            write("dsn", "https://dsnkey-secret-2@o1.ingest.sentry.io/42\n\n"),
+            write("grafana-token", "\tglsa_secret-3 \n"),
+            write("honeycomb-key", "hc-secret-4\r\n"),
+        );
+        let s = settings(&toml, &[]).unwrap();
+        assert_eq!(
+            s.metrics.bearer_token.as_ref().unwrap().expose(),
+            "scrape-secret-1"
+        );
+        let sentry = s.sentry.as_ref().unwrap();
+        assert_eq!(
+            sentry.dsn.expose(),
+            "https://dsnkey-secret-2@o1.ingest.sentry.io/42"
+        );
+        assert_eq!(sentry.sample_rate, 1.0);
+        let grafana = s.grafana.as_ref().unwrap();
+        assert_eq!(grafana.token.as_ref().unwrap().expose(), "glsa_secret-3");
+        assert_eq!(grafana.tags, ["prod"]);
+        assert_eq!(s.honeycomb.as_ref().unwrap().key.expose(), "hc-secret-4");
+        let debug = format!("{s:?}");
+        for secret in [
+            "scrape-secret-1",
+            "dsnkey-secret-2",
+            "glsa_secret-3",
+            "hc-secret-4",
+        ] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+
+        // The environment wins over a file, and is trimmed too.
+        let s = settings(
+            &toml,
+            &[
+                ("GUILDSCOPE_GRAFANA_TOKEN", " glsa_env \n"),
+                ("GUILDSCOPE_SENTRY_DSN", "https://second@sentry.example/1"),
+                ("SENTRY_DSN", "https://first@sentry.example/1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.grafana.unwrap().token.unwrap().expose(), "glsa_env");
+        assert_eq!(
+            s.sentry.unwrap().dsn.expose(),
+            "https://first@sentry.example/1"
+        );
+
+        // An empty secret file is a mistake, not an absent secret.
+        let toml = format!("[metrics]\nbearer_token_file = {}\n", write("empty", " \n"));
+        let err = error(&toml, &[]);
+        assert!(
+            err.starts_with("config key `metrics.bearer_token_file`") && err.ends_with("is empty"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_traces_is_refused_with_its_line() {
+        let err = parse(
+            "[service]\nname = \"bot\"\n\n[traces]\nendpoint = \"http://otel:4317\"\nsample_rate = 0.5\n",
+            Path::new("g.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("g.toml:6:"), "{err}");
+        assert!(err.contains("sample_rate"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
 }

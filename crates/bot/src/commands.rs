@@ -3,7 +3,10 @@
 //! Every command runs inside an error boundary: whatever happens, the user
 //! gets an answer (ephemeral on failure), and the outcome is counted.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use guildscope_discord::{CommandSpec, InteractionReply, OptionSpec, Rest, RestError};
 use guildscope_model::{Interaction, InteractionKind, Snowflake};
@@ -33,6 +36,46 @@ pub struct CommandContext {
     pub flags: Arc<Flags>,
     /// Read access to the statistics, when the bot keeps them.
     pub reader: Option<Arc<StoreReader>>,
+    /// The REST round trip `/ping` reports.
+    pub round_trip: Arc<RoundTrip>,
+}
+
+/// How long a measured REST round trip is reported before it is measured
+/// again.
+const ROUND_TRIP_MAX_AGE: Duration = Duration::from_secs(10);
+
+/// The REST round trip `/ping` reports, measured at most once per
+/// [`ROUND_TRIP_MAX_AGE`] however often `/ping` is used, so pings never
+/// spend the bot's rate limit (or wait on it).
+#[derive(Debug, Default)]
+pub struct RoundTrip {
+    last: std::sync::Mutex<Option<(Instant, Duration)>>,
+    measuring: tokio::sync::Mutex<()>,
+}
+
+impl RoundTrip {
+    fn fresh(&self) -> Option<Duration> {
+        let last = *self.last.lock().ok()?;
+        last.filter(|(at, _)| at.elapsed() < ROUND_TRIP_MAX_AGE)
+            .map(|(_, d)| d)
+    }
+
+    /// The last round trip if it is recent, else a new measurement (one at a
+    /// time; pings arriving meanwhile share it).
+    pub async fn measure(&self, rest: &Rest) -> Result<Duration, RestError> {
+        if let Some(d) = self.fresh() {
+            return Ok(d);
+        }
+        let _one = self.measuring.lock().await;
+        if let Some(d) = self.fresh() {
+            return Ok(d);
+        }
+        let d = rest.ping_rest().await?;
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((Instant::now(), d));
+        }
+        Ok(d)
+    }
 }
 
 impl std::fmt::Debug for CommandContext {
@@ -95,9 +138,15 @@ pub async fn handle(
             span.record("otel.status_description", text.as_str());
             span.record("error", text.as_str());
             ctx.stats.error("command");
-            tracing::warn!(parent: &span, error = %text, command = %interaction.name, "command failed");
+            let trace_id = span_trace_id(&span);
+            tracing::warn!(
+                parent: &span,
+                error = %text,
+                command = %interaction.name,
+                trace_id = trace_id.as_deref().unwrap_or(""),
+                "command failed"
+            );
             if let Some(reporter) = &ctx.reporter {
-                let trace_id = span_trace_id(&span);
                 reporter.report(&ErrorReport {
                     kind: "command",
                     error: &text,
@@ -226,7 +275,7 @@ async fn ping(ctx: &CommandContext, shard: u32) -> InteractionReply {
         .latency(shard)
         .map(|d| format!("{} ms", d.as_millis()))
         .unwrap_or_else(|| "not measured yet".to_owned());
-    let rest = match ctx.rest.ping_rest().await {
+    let rest = match ctx.round_trip.measure(&ctx.rest).await {
         Ok(d) => format!("{} ms", d.as_millis()),
         Err(_) => "unreachable".to_owned(),
     };

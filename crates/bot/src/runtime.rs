@@ -82,6 +82,7 @@ impl Bot {
                 .writer
                 .as_ref()
                 .map(|writer| StoreReader::new(writer.location.clone())),
+            round_trip: Arc::default(),
         };
         Self {
             config,

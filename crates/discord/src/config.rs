@@ -31,12 +31,20 @@ pub struct DiscordConfig {
     /// into `MessageMeta::keyed_hash`; the content itself is still dropped.
     /// Off by default. Needs the `message_content` intent to see content.
     pub content_key: Option<crate::ContentKey>,
+    /// Gateway events per second, across all shards, that get a root span
+    /// (interactions always do). A cap keeps tracing cheap at high event
+    /// rates; `u32::MAX` traces every event, 0 only interactions.
+    pub traced_events_per_second: u32,
 }
 
 impl DiscordConfig {
     /// Default bus capacity: enough to ride out a burst of a few tens of
     /// milliseconds at 100,000 events/s without stalling the shards.
     pub const DEFAULT_BUS_CAPACITY: usize = 8_192;
+
+    /// Default cap on traced gateway events: every event of a small
+    /// community, a steady sample of a busy one.
+    pub const DEFAULT_TRACED_EVENTS_PER_SECOND: u32 = 100;
 
     /// A configuration for Discord itself with the default intents, the
     /// maximum large threshold and the recommended shard count.
@@ -50,6 +58,7 @@ impl DiscordConfig {
             intents: GatewayIntents::default(),
             bus_capacity: Self::DEFAULT_BUS_CAPACITY,
             content_key: None,
+            traced_events_per_second: Self::DEFAULT_TRACED_EVENTS_PER_SECOND,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Deploy markers: a line on every graph at the moment something changed, as a Grafana
 //! annotation ([`post_grafana`]) or a Honeycomb marker ([`post_honeycomb`]).
 //!
-//! `guildscope ci` posts one when a deploy starts or ends, so a change in latency or error
+//! `guildscope marker` posts one when a deploy starts or ends, so a change in latency or error
 //! rate can be read against what was deployed when. Errors name the service, its host and
 //! what it answered, never a token or key.
 

@@ -1,4 +1,4 @@
-//! Test peers that speak real protocols, for guildscope's tests and its demo.
+//! Test peers that speak real protocols, for guildscope's tests and benchmarks.
 //!
 //! Each peer binds `127.0.0.1:0`, serves on the tokio runtime it was started
 //! on, keeps what it receives for the test to read, and stops when dropped (or

@@ -185,6 +185,7 @@ impl Gateway {
         .build();
 
         let stats = Arc::new(GatewayStats::new(total));
+        let trace_budget = Arc::new(trace::TraceBudget::new(config.traced_events_per_second));
         let (bus, events) = mpsc::channel(config.bus_capacity);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let status = Arc::new(watch::Sender::new(Status {
@@ -202,6 +203,7 @@ impl Gateway {
                 stats: Arc::clone(&stats),
                 shutdown: shutdown_rx.clone(),
                 content_key: config.content_key.clone(),
+                trace_budget: Arc::clone(&trace_budget),
             };
             let guard = ExitGuard {
                 shard: id,

@@ -18,7 +18,7 @@ use tokio::{
     sync::{mpsc, watch},
     time::{Instant, timeout},
 };
-use tracing::{debug, error, info, warn};
+use tracing::{Span, debug, error, info, warn};
 use twilight_gateway::{
     CloseFrame, Message, Shard, ShardState,
     error::{ReceiveMessageError, ReceiveMessageErrorType},
@@ -59,6 +59,8 @@ pub(crate) struct Runner {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// The key for keyed hashes of message content, when configured.
     pub(crate) content_key: Option<crate::ContentKey>,
+    /// Which events get a root span.
+    pub(crate) trace_budget: Arc<trace::TraceBudget>,
 }
 
 /// What handling one frame asks the loop to do next.
@@ -195,7 +197,11 @@ impl Runner {
                     }
                     _ => {}
                 }
-                let span = trace::event_span(self.id, sequence, name, &event);
+                let span = if self.trace_budget.take(&event) {
+                    trace::event_span(self.id, sequence, name, &event)
+                } else {
+                    Span::none()
+                };
                 let queued = trace::queue_span(&span);
                 let envelope = Envelope {
                     shard: self.id,

@@ -6,8 +6,67 @@
 //! with its own filter (OpenTelemetry) still sees them. Only ids, names and
 //! counters are recorded, never anything a person wrote.
 
+use std::{
+    sync::atomic::{AtomicU32, AtomicU64, Ordering},
+    time::Instant,
+};
+
 use guildscope_model::Event;
 use tracing::{Span, field};
+
+/// How many gateway events per second get a root span, shared by every
+/// shard. Interactions are not counted: every command is traced (subject to
+/// the tracer's sampler).
+#[derive(Debug)]
+pub(crate) struct TraceBudget {
+    per_second: u32,
+    started: Instant,
+    /// The second (since `started`) the count is for.
+    second: AtomicU64,
+    used: AtomicU32,
+}
+
+impl TraceBudget {
+    pub(crate) fn new(per_second: u32) -> Self {
+        Self {
+            per_second,
+            started: Instant::now(),
+            second: AtomicU64::new(0),
+            used: AtomicU32::new(0),
+        }
+    }
+
+    /// Whether the next event may be traced. Off (and nearly free) when no
+    /// subscriber wants DEBUG spans.
+    pub(crate) fn take(&self, event: &Event) -> bool {
+        if !tracing::enabled!(
+            kind: tracing::metadata::Kind::SPAN,
+            target: "guildscope_discord::gateway::trace",
+            tracing::Level::DEBUG
+        ) {
+            return false;
+        }
+        matches!(event, Event::Interaction(_)) || self.slot()
+    }
+
+    /// Takes one of this second's places, if any is left.
+    fn slot(&self) -> bool {
+        if self.per_second == u32::MAX {
+            return true;
+        }
+        let now = self.started.elapsed().as_secs();
+        let second = self.second.load(Ordering::Relaxed);
+        if now != second
+            && self
+                .second
+                .compare_exchange(second, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.used.store(0, Ordering::Relaxed);
+        }
+        self.used.fetch_add(1, Ordering::Relaxed) < self.per_second
+    }
+}
 
 /// The root span of one dispatch, with no parent whatever span is current.
 ///
@@ -65,4 +124,18 @@ pub(crate) fn queue_span(root: &Span) -> Span {
         return Span::none();
     }
     tracing::debug_span!(parent: root, "bus.queue")
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::TraceBudget;
+
+    #[test]
+    fn a_budget_gives_its_places_per_second_and_no_more() {
+        let budget = TraceBudget::new(3);
+        let taken = (0..10).filter(|_| budget.slot()).count();
+        assert_eq!(taken, 3);
+        assert!((0..10).all(|_| TraceBudget::new(u32::MAX).slot()));
+        assert!(!TraceBudget::new(0).slot());
+    }
 }

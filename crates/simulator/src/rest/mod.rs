@@ -106,12 +106,16 @@ fn is_token_route(path: &str) -> bool {
     tail.starts_with("interactions/") || tail.starts_with("webhooks/")
 }
 
-/// The major parameter of a request: the channel, guild or webhook (id and token).
+/// The major parameter of a request: the channel, guild, webhook or
+/// interaction (id and token). Every interaction has buckets of its own, so
+/// a bot answering many at once is never limited on their callbacks.
 fn major_parameter(path: &str) -> String {
     let mut segments = api_tail(path).split('/');
     match (segments.next(), segments.next()) {
         (Some("channels" | "guilds"), Some(id)) => id.to_owned(),
-        (Some("webhooks"), Some(id)) => format!("{id}/{}", segments.next().unwrap_or("")),
+        (Some("webhooks" | "interactions"), Some(id)) => {
+            format!("{id}/{}", segments.next().unwrap_or(""))
+        }
         _ => String::new(),
     }
 }
@@ -251,4 +255,28 @@ fn too_many_requests(state: &BucketState, retry_after: f64, global: bool) -> Res
         headers.insert("x-ratelimit-scope", HeaderValue::from_static("global"));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::major_parameter;
+
+    #[test]
+    fn interactions_and_webhooks_are_their_own_major_parameter() {
+        assert_eq!(major_parameter("/api/v10/channels/12/messages"), "12");
+        assert_eq!(major_parameter("/api/v10/guilds/34/roles"), "34");
+        assert_eq!(
+            major_parameter("/api/v10/webhooks/5/tok/messages/@original"),
+            "5/tok"
+        );
+        assert_eq!(
+            major_parameter("/api/v10/interactions/6/tok-a/callback"),
+            "6/tok-a"
+        );
+        assert_ne!(
+            major_parameter("/api/v10/interactions/6/tok-a/callback"),
+            major_parameter("/api/v10/interactions/7/tok-b/callback")
+        );
+        assert_eq!(major_parameter("/api/v10/users/@me"), "");
+    }
 }

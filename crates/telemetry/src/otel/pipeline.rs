@@ -85,7 +85,14 @@ pub(crate) fn build_pipeline(
     )];
     if let Some(provider) = &tracer_provider {
         let events = env_filter(&config.log_filter)?;
-        let spans = filter_fn(|meta| meta.is_span() && *meta.level() <= tracing::Level::DEBUG);
+        // Other crates' DEBUG spans (per frame, per connection) would cost on
+        // every event and say little: only guildscope's go down to DEBUG.
+        let spans = filter_fn(|meta| {
+            meta.is_span()
+                && (*meta.level() <= tracing::Level::INFO
+                    || (*meta.level() <= tracing::Level::DEBUG
+                        && meta.target().starts_with("guildscope")))
+        });
         let layer = tracing_opentelemetry::layer()
             .with_tracer(provider.tracer(SCOPE))
             .with_tracked_inactivity(false)

@@ -1,0 +1,465 @@
+//! `guildscope bench telemetry`: what telemetry costs the bot. The same
+//! simulated workload runs with every exporter off and with every exporter
+//! on (spans over OTLP/gRPC to a local receiver at a sample ratio of 1,
+//! Prometheus scraped every second, StatsD to a local socket), alternating
+//! in child processes so both see the same machine.
+//!
+//! Each run has two phases: commands alone at a fixed rate (their latency,
+//! and whether any span was dropped), then a firehose of messages with
+//! commands alongside (throughput at saturation). The command is `/ping`:
+//! gateway latency, the REST round trip (measured at most every 10 s) and
+//! the interaction callback.
+
+use std::{
+    process::{ExitCode, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use guildscope_bot::{BotConfig, BotStats, CollectorConfig, WriterConfig};
+use guildscope_simulator::{InteractionKind, InteractionRequest, SimConfig, Simulator};
+use guildscope_store::Location;
+use guildscope_telemetry::{StatsdConfig, otel};
+use guildscope_testkit::otlp::OtlpReceiver;
+use serde::{Deserialize, Serialize};
+use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::UdpSocket};
+
+use crate::{
+    cli::{BenchTelemetryArgs, TelemetryPhase},
+    cmd::{
+        telemetry::{Telemetry, otel_config},
+        wait_until, wiring,
+    },
+    config::{Config, LogFormat, Overrides},
+    logging,
+};
+
+/// Guilds in the simulated community.
+const GUILDS: u32 = 2;
+
+/// What one child process measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PhaseResult {
+    telemetry: bool,
+    commands: u64,
+    command_rate: f64,
+    command_p50_us: u64,
+    command_p99_us: u64,
+    spans_ended_commands: u64,
+    spans_exported_commands: u64,
+    messages: u64,
+    ingest_seconds: f64,
+    messages_per_second: f64,
+    spans_ended: u64,
+    spans_exported: u64,
+    spans_received: u64,
+    statsd_datagrams: u64,
+    scrapes: u64,
+}
+
+/// Runs the rounds (parent) or one phase (child).
+pub async fn run(args: BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
+    match args.phase {
+        Some(phase) => {
+            let result = phase_run(&args, phase == TelemetryPhase::On).await?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        None => rounds(&args).await,
+    }
+}
+
+async fn rounds(args: &BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("while finding the guildscope binary")?;
+    let mut off = Vec::new();
+    let mut on = Vec::new();
+    for round in 0..args.rounds.max(1) {
+        // Alternate which goes first, so drift on the machine hits both.
+        let order = if round % 2 == 0 {
+            [TelemetryPhase::Off, TelemetryPhase::On]
+        } else {
+            [TelemetryPhase::On, TelemetryPhase::Off]
+        };
+        for phase in order {
+            let mut command = std::process::Command::new(&exe);
+            command
+                .args(["bench", "telemetry", "--phase", phase.as_str()])
+                .args(["--messages", &args.messages.to_string()])
+                .args(["--command-rate", &args.command_rate.to_string()])
+                .args(["--commands", &args.commands.to_string()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            let output = tokio::task::spawn_blocking(move || command.output())
+                .await
+                .context("while running a benchmark phase")?
+                .context("while running a benchmark phase")?;
+            if !output.status.success() {
+                bail!("the {} phase failed ({})", phase.as_str(), output.status);
+            }
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let line = stdout.lines().last().unwrap_or_default();
+            let result: PhaseResult = serde_json::from_str(line)
+                .with_context(|| format!("while reading the phase's result {line:?}"))?;
+            eprintln!(
+                "round {} {:<3}: {:>8.0} msg/s, command p50 {} µs p99 {} µs, spans {}/{} exported",
+                round + 1,
+                phase.as_str(),
+                result.messages_per_second,
+                result.command_p50_us,
+                result.command_p99_us,
+                result.spans_exported,
+                result.spans_ended
+            );
+            match phase {
+                TelemetryPhase::Off => off.push(result),
+                TelemetryPhase::On => on.push(result),
+            }
+        }
+    }
+    report(args, &off, &on);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
+    let m = |runs: &[PhaseResult], f: fn(&PhaseResult) -> f64| median(runs.iter().map(f).collect());
+    let throughput_off = m(off, |r| r.messages_per_second);
+    let throughput_on = m(on, |r| r.messages_per_second);
+    let p50_off = m(off, |r| r.command_p50_us as f64);
+    let p50_on = m(on, |r| r.command_p50_us as f64);
+    let p99_off = m(off, |r| r.command_p99_us as f64);
+    let p99_on = m(on, |r| r.command_p99_us as f64);
+    let dropped_commands: u64 = on
+        .iter()
+        .map(|r| r.spans_ended_commands - r.spans_exported_commands.min(r.spans_ended_commands))
+        .sum();
+    let dropped_all: u64 = on
+        .iter()
+        .map(|r| r.spans_ended - r.spans_exported.min(r.spans_ended))
+        .sum();
+    println!(
+        "benchmark            telemetry overhead (medians of {} rounds)",
+        off.len()
+    );
+    println!(
+        "workload             {} commands at {}/s; then {} messages by firehose with commands at {}/s",
+        args.commands,
+        args.command_rate,
+        args.messages,
+        args.command_rate / 4.0
+    );
+    println!("                     telemetry off   telemetry on    ratio / delta");
+    println!(
+        "ingest throughput    {:>9.0} msg/s {:>9.0} msg/s  {:.3} ({:+.1}%)",
+        throughput_off,
+        throughput_on,
+        throughput_on / throughput_off.max(1.0),
+        (throughput_on / throughput_off.max(1.0) - 1.0) * 100.0
+    );
+    println!(
+        "command p50          {:>9.0} µs    {:>9.0} µs     {:+.0} µs",
+        p50_off,
+        p50_on,
+        p50_on - p50_off
+    );
+    println!(
+        "command p99          {:>9.0} µs    {:>9.0} µs     {:+.0} µs",
+        p99_off,
+        p99_on,
+        p99_on - p99_off
+    );
+    println!(
+        "spans dropped        at {}/s commands: {dropped_commands}; whole run (saturation included): {dropped_all}",
+        args.command_rate
+    );
+    let received: u64 = on.iter().map(|r| r.spans_received).sum();
+    let exported: u64 = on.iter().map(|r| r.spans_exported).sum();
+    println!("spans received       {received} of {exported} exported");
+    println!(
+        "statsd datagrams     {} per run; prometheus scrapes {} per run",
+        m(on, |r| r.statsd_datagrams as f64),
+        m(on, |r| r.scrapes as f64)
+    );
+}
+
+/// The exporters' peers, alive for the whole phase.
+struct Peers {
+    otlp: OtlpReceiver,
+    datagrams: Arc<AtomicU64>,
+    scrapes: Arc<AtomicU64>,
+}
+
+async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseResult> {
+    let database = std::env::temp_dir().join(format!(
+        "guildscope-bench-telemetry-{}.db",
+        std::process::id()
+    ));
+    let database_text = database.display().to_string();
+    super::super::remove_sqlite_files(&database_text)?;
+
+    let (telemetry, peers) = if on {
+        let (telemetry, peers) = start_telemetry().await?;
+        (Some(telemetry), Some(peers))
+    } else {
+        logging::init("warn", LogFormat::Auto);
+        (None, None)
+    };
+
+    let simulator = Simulator::start(SimConfig {
+        guilds: GUILDS,
+        members: 1_000,
+        ..SimConfig::default()
+    })
+    .await
+    .context("while starting the simulator")?;
+    let discord = wiring::discord_for(&simulator);
+    let bot = BotConfig {
+        collector: CollectorConfig {
+            include_bots: true,
+            ..CollectorConfig::default()
+        },
+        writer: Some(WriterConfig::new(Location::Sqlite(database.clone()))),
+        max_commands_in_flight: 1_024,
+        ..BotConfig::default()
+    };
+    let running = wiring::start(&discord, bot, telemetry.as_ref()).await?;
+    wait_until(Duration::from_secs(15), || {
+        running.gateway_stats.events("GUILD_CREATE") >= u64::from(GUILDS)
+    })
+    .await
+    .context("the simulated guilds did not arrive")?;
+    let community = simulator.community().clone();
+    let guild = &community.guilds[0];
+    let member = guild
+        .members
+        .iter()
+        .find(|m| !m.bot)
+        .context("no member to run commands")?
+        .user_id;
+    let channel = guild
+        .channels
+        .iter()
+        .find(|c| c.kind == guildscope_simulator::ChannelKind::Text)
+        .context("no text channel")?
+        .id;
+    let inject = |sim: &Simulator| {
+        sim.inject_interaction(InteractionRequest {
+            guild_id: guild.id,
+            user_id: member,
+            channel_id: channel,
+            name: "ping".into(),
+            options: serde_json::Value::Null,
+            kind: InteractionKind::Command,
+        })
+    };
+
+    // Phase 1: commands alone at the fixed rate.
+    let stats = Arc::clone(&running.bot_stats);
+    paced(args.commands, args.command_rate, || {
+        inject(&simulator).map(|_| ()).map_err(anyhow::Error::from)
+    })
+    .await?;
+    wait_until(Duration::from_secs(60), || {
+        stats.snapshot().commands_answered() >= args.commands
+    })
+    .await
+    .context("the commands were not all answered")?;
+    let latency = stats.snapshot().command_latency;
+    let (spans_ended_commands, spans_exported_commands) = match &telemetry {
+        Some(telemetry) => {
+            // Let the batch processor catch up before reading what it lost.
+            let counter = telemetry.span_counter();
+            let _ = wait_until(Duration::from_secs(10), || {
+                let c = counter.counts();
+                c.exported + c.export_failures >= c.ended
+            })
+            .await;
+            let c = counter.counts();
+            (c.ended, c.exported)
+        }
+        None => (0, 0),
+    };
+
+    // Phase 2: the firehose at saturation, commands alongside.
+    let before = stats
+        .snapshot()
+        .events
+        .get("MESSAGE_CREATE")
+        .copied()
+        .unwrap_or(0);
+    let started = Instant::now();
+    simulator.firehose(args.messages);
+    let side = paced_until(
+        args.command_rate / 4.0,
+        &stats,
+        before + args.messages,
+        || inject(&simulator).map(|_| ()).map_err(anyhow::Error::from),
+    );
+    let done = wait_until(Duration::from_secs(300), || {
+        messages_handled(&stats) >= before + args.messages
+    });
+    let (side, done) = tokio::join!(side, done);
+    side?;
+    done.context("the firehose was not handled in time")?;
+    let ingest = started.elapsed();
+
+    running.stop().await?;
+    simulator.shutdown().await;
+    let (spans_ended, spans_exported, spans_received, statsd_datagrams, scrapes) =
+        match (telemetry, peers) {
+            (Some(telemetry), Some(peers)) => {
+                let counter = telemetry.span_counter();
+                telemetry.shutdown().await;
+                let counts = counter.counts();
+                (
+                    counts.ended,
+                    counts.exported,
+                    peers.otlp.spans().len() as u64,
+                    peers.datagrams.load(Ordering::Relaxed),
+                    peers.scrapes.load(Ordering::Relaxed),
+                )
+            }
+            _ => (0, 0, 0, 0, 0),
+        };
+    super::super::remove_sqlite_files(&database_text)?;
+    Ok(PhaseResult {
+        telemetry: on,
+        commands: args.commands,
+        command_rate: args.command_rate,
+        command_p50_us: latency.p50_us,
+        command_p99_us: latency.p99_us,
+        spans_ended_commands,
+        spans_exported_commands,
+        messages: args.messages,
+        ingest_seconds: ingest.as_secs_f64(),
+        messages_per_second: args.messages as f64 / ingest.as_secs_f64(),
+        spans_ended,
+        spans_exported,
+        spans_received,
+        statsd_datagrams,
+        scrapes,
+    })
+}
+
+fn messages_handled(stats: &BotStats) -> u64 {
+    stats
+        .snapshot()
+        .events
+        .get("MESSAGE_CREATE")
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Every exporter on, each pointed at a peer in this process.
+async fn start_telemetry() -> anyhow::Result<(Telemetry, Peers)> {
+    let otlp = OtlpReceiver::start()
+        .await
+        .context("while starting the OTLP receiver")?;
+    let statsd = UdpSocket::bind("127.0.0.1:0").await?;
+    let statsd_addr = statsd.local_addr()?;
+    let datagrams = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&datagrams);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        while statsd.recv(&mut buf).await.is_ok() {
+            counted.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+
+    let mut config = Config::load(None, &Overrides::default())?;
+    config.log_level = "warn".into();
+    config.telemetry.traces.endpoint = Some(otlp.grpc_endpoint());
+    config.telemetry.traces.protocol = crate::config::OtlpProtocol::Grpc;
+    config.telemetry.traces.sample_ratio = 1.0;
+    config.telemetry.metrics.listen = Some("127.0.0.1:0".parse()?);
+    config.telemetry.statsd = Some(StatsdConfig::new(statsd_addr.to_string())?);
+    let guard = otel::init(&otel_config(&config)?)?;
+    let telemetry = Telemetry::start_with(guard, &config.telemetry).await?;
+
+    let scrapes = Arc::new(AtomicU64::new(0));
+    if let Some(addr) = telemetry.prometheus_addr() {
+        let counted = Arc::clone(&scrapes);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if scrape(addr).await.is_ok() {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    Ok((
+        telemetry,
+        Peers {
+            otlp,
+            datagrams,
+            scrapes,
+        },
+    ))
+}
+
+/// One `GET /metrics`, as a scraper would send it.
+async fn scrape(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut body = Vec::new();
+    stream.read_to_end(&mut body).await?;
+    Ok(())
+}
+
+/// Calls `send` `n` times at `rate` per second.
+async fn paced(
+    n: u64,
+    rate: f64,
+    mut send: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        let due = ((started.elapsed().as_secs_f64() * rate) as u64 + 1).min(n);
+        while sent < due {
+            send()?;
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
+}
+
+/// Calls `send` at `rate` per second until `target` messages are handled.
+async fn paced_until(
+    rate: f64,
+    stats: &BotStats,
+    target: u64,
+    mut send: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut sent = 0;
+    while messages_handled(stats) < target {
+        if started.elapsed() > Duration::from_secs(300) {
+            bail!("the firehose was not handled within 300 s");
+        }
+        let due = (started.elapsed().as_secs_f64() * rate) as u64 + 1;
+        while sent < due {
+            send()?;
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
