@@ -49,6 +49,9 @@ struct PhaseResult {
     command_rate: f64,
     command_p50_us: u64,
     command_p99_us: u64,
+    /// Process CPU time (bot, simulator and peers) per command in the
+    /// fixed-rate phase.
+    command_cpu_us: f64,
     spans_ended_commands: u64,
     spans_exported_commands: u64,
     messages: u64,
@@ -141,6 +144,8 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
     let p50_on = m(on, |r| r.command_p50_us as f64);
     let p99_off = m(off, |r| r.command_p99_us as f64);
     let p99_on = m(on, |r| r.command_p99_us as f64);
+    let cpu_off = m(off, |r| r.command_cpu_us);
+    let cpu_on = m(on, |r| r.command_cpu_us);
     let dropped_commands: u64 = on
         .iter()
         .map(|r| r.spans_ended_commands - r.spans_exported_commands.min(r.spans_ended_commands))
@@ -179,6 +184,12 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
         p99_off,
         p99_on,
         p99_on - p99_off
+    );
+    println!(
+        "CPU per command      {:>9.1} µs    {:>9.1} µs     {:+.1} µs",
+        cpu_off,
+        cpu_on,
+        cpu_on - cpu_off
     );
     println!(
         "spans dropped        at {}/s commands: {dropped_commands}; whole run (saturation included): {dropped_all}",
@@ -267,6 +278,7 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
 
     // Phase 1: commands alone at the fixed rate.
     let stats = Arc::clone(&running.bot_stats);
+    let cpu_before = super::process_cpu_time()?;
     paced(args.commands, args.command_rate, || {
         inject(&simulator).map(|_| ()).map_err(anyhow::Error::from)
     })
@@ -277,6 +289,7 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     .await
     .context("the commands were not all answered")?;
     let latency = stats.snapshot().command_latency;
+    let command_cpu = super::process_cpu_time()?.saturating_sub(cpu_before);
     let (spans_ended_commands, spans_exported_commands) = match &telemetry {
         Some(telemetry) => {
             // Let the batch processor catch up before reading what it lost.
@@ -340,6 +353,7 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
         command_rate: args.command_rate,
         command_p50_us: latency.p50_us,
         command_p99_us: latency.p99_us,
+        command_cpu_us: command_cpu.as_secs_f64() * 1e6 / args.commands.max(1) as f64,
         spans_ended_commands,
         spans_exported_commands,
         messages: args.messages,

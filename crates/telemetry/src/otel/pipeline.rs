@@ -17,7 +17,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::{BatchLogProcessor, SdkLoggerProvider};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::{Layer, Registry};
 
@@ -87,12 +87,15 @@ pub(crate) fn build_pipeline(
         let events = env_filter(&config.log_filter)?;
         // Other crates' DEBUG spans (per frame, per connection) would cost on
         // every event and say little: only guildscope's go down to DEBUG.
+        // The level hints keep the process's maximum level at DEBUG, so
+        // TRACE callsites everywhere stay off.
         let spans = filter_fn(|meta| {
             meta.is_span()
                 && (*meta.level() <= tracing::Level::INFO
                     || (*meta.level() <= tracing::Level::DEBUG
                         && meta.target().starts_with("guildscope")))
-        });
+        })
+        .with_max_level_hint(LevelFilter::DEBUG);
         let layer = tracing_opentelemetry::layer()
             .with_tracer(provider.tracer(SCOPE))
             .with_tracked_inactivity(false)
@@ -100,7 +103,10 @@ pub(crate) fn build_pipeline(
             .with_filter(
                 spans
                     .or(events)
-                    .and(filter_fn(|meta| !is_exporter_target(meta.target()))),
+                    .and(
+                        filter_fn(|meta| !is_exporter_target(meta.target()))
+                            .with_max_level_hint(LevelFilter::TRACE),
+                    ),
             );
         layers.push(Box::new(layer));
     }
