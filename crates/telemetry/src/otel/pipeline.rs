@@ -101,12 +101,10 @@ pub(crate) fn build_pipeline(
             .with_tracked_inactivity(false)
             .with_threads(false)
             .with_filter(
-                spans
-                    .or(events)
-                    .and(
-                        filter_fn(|meta| !is_exporter_target(meta.target()))
-                            .with_max_level_hint(LevelFilter::TRACE),
-                    ),
+                spans.or(events).and(
+                    filter_fn(|meta| !is_exporter_target(meta.target()))
+                        .with_max_level_hint(LevelFilter::TRACE),
+                ),
             );
         layers.push(Box::new(layer));
     }
