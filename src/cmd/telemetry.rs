@@ -125,13 +125,9 @@ impl Telemetry {
             statsd.as_ref().map(|(s, _)| s.clone()),
         ));
         let span_counts = guard.span_counter();
-        let statsd_handle = statsd.as_ref().map(|(s, _)| s.clone());
         metrics.on_scrape(Box::new(move |metrics| {
             let counts = span_counts.counts();
             metrics.set_telemetry_dropped("spans", counts.ended.saturating_sub(counts.exported));
-            if let Some(statsd) = &statsd_handle {
-                metrics.set_telemetry_dropped("statsd", statsd.dropped());
-            }
         }));
         let prometheus = match settings.metrics.listen {
             Some(listen) => Some(

@@ -382,29 +382,12 @@ fn keyed_hash_key_from(
 }
 
 fn token_from(env: Option<String>, file: Option<&Path>) -> Result<Secret, ConfigError> {
-    if let Some(token) = env.filter(|t| !t.trim().is_empty()) {
-        return Ok(Secret::new(token.trim()));
-    }
-    let Some(file) = file else {
-        return Err(ConfigError::key(
-            "discord.token_file",
-            "no bot token: set DISCORD_TOKEN or point discord.token_file at a file holding the token",
-        ));
-    };
-    let text = fs::read_to_string(file).map_err(|e| {
+    telemetry::secret("discord.token_file", env, file)?.ok_or_else(|| {
         ConfigError::key(
             "discord.token_file",
-            format!("cannot read {}: {e}", file.display()),
+            "no bot token: set DISCORD_TOKEN or point discord.token_file at a file holding the token",
         )
-    })?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(ConfigError::key(
-            "discord.token_file",
-            format!("{} is empty", file.display()),
-        ));
-    }
-    Ok(Secret::new(token))
+    })
 }
 
 fn check_url(key: &str, url: &str, schemes: &[&str]) -> Result<(), ConfigError> {

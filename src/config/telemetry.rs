@@ -364,8 +364,9 @@ pub(super) fn validate(raw: RawTelemetry, env: Env<'_>) -> Result<TelemetrySetti
     })
 }
 
-/// A secret from the environment, else from a file named in the config.
-fn secret(
+/// A secret from the environment, else from a file named in the config
+/// (trimmed; an empty file is an error naming `key`).
+pub(super) fn secret(
     key: &str,
     env: Option<String>,
     file: Option<&Path>,

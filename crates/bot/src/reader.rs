@@ -20,10 +20,7 @@ pub struct StoreReader {
 impl StoreReader {
     /// A reader for `location`; connections open on first use.
     pub fn new(location: Location) -> Arc<Self> {
-        let system = match &location {
-            Location::Sqlite(_) => "sqlite",
-            Location::Postgres(_) => "postgresql",
-        };
+        let system = location.system_name();
         Arc::new(Self {
             location,
             system,

@@ -87,10 +87,7 @@ impl StoreWriter {
                         return;
                     }
                 };
-                let system = match &location {
-                    Location::Sqlite(_) => "sqlite",
-                    Location::Postgres(_) => "postgresql",
-                };
+                let system = location.system_name();
                 while let Some(batch) = rx.blocking_recv() {
                     commit_with_retry(&mut store, system, &batch.ops, &stats);
                     let syncs = batch

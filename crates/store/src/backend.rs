@@ -26,6 +26,14 @@ impl Location {
             Self::Sqlite(PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(url)))
         }
     }
+
+    /// The database system, as OpenTelemetry's `db.system.name` names it.
+    pub fn system_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgresql",
+        }
+    }
 }
 
 impl std::fmt::Debug for Location {

@@ -279,9 +279,12 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     // Phase 1: commands alone at the fixed rate.
     let stats = Arc::clone(&running.bot_stats);
     let cpu_before = super::process_cpu_time()?;
-    paced(args.commands, args.command_rate, || {
-        inject(&simulator).map(|_| ()).map_err(anyhow::Error::from)
-    })
+    paced(
+        args.command_rate,
+        args.commands,
+        || false,
+        || inject(&simulator).map(|_| ()).map_err(anyhow::Error::from),
+    )
     .await?;
     wait_until(Duration::from_secs(60), || {
         stats.snapshot().commands_answered() >= args.commands
@@ -306,18 +309,13 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     };
 
     // Phase 2: the firehose at saturation, commands alongside.
-    let before = stats
-        .snapshot()
-        .events
-        .get("MESSAGE_CREATE")
-        .copied()
-        .unwrap_or(0);
+    let before = messages_handled(&stats);
     let started = Instant::now();
     simulator.firehose(args.messages);
-    let side = paced_until(
+    let side = paced(
         args.command_rate / 4.0,
-        &stats,
-        before + args.messages,
+        u64::MAX,
+        || messages_handled(&stats) >= before + args.messages,
         || inject(&simulator).map(|_| ()).map_err(anyhow::Error::from),
     );
     let done = wait_until(Duration::from_secs(300), || {
@@ -436,44 +434,26 @@ async fn scrape(addr: std::net::SocketAddr) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Calls `send` `n` times at `rate` per second.
+/// Calls `send` at `rate` per second, at most `max` times, until `stop`
+/// holds; gives up after 300 s.
 async fn paced(
-    n: u64,
     rate: f64,
+    max: u64,
+    mut stop: impl FnMut() -> bool,
     mut send: impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut sent = 0;
-    while sent < n {
-        let due = ((started.elapsed().as_secs_f64() * rate) as u64 + 1).min(n);
+    while sent < max && !stop() {
+        if started.elapsed() > Duration::from_secs(300) {
+            bail!("pacing did not finish within 300 s");
+        }
+        let due = ((started.elapsed().as_secs_f64() * rate) as u64 + 1).min(max);
         while sent < due {
             send()?;
             sent += 1;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    Ok(())
-}
-
-/// Calls `send` at `rate` per second until `target` messages are handled.
-async fn paced_until(
-    rate: f64,
-    stats: &BotStats,
-    target: u64,
-    mut send: impl FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let mut sent = 0;
-    while messages_handled(stats) < target {
-        if started.elapsed() > Duration::from_secs(300) {
-            bail!("the firehose was not handled within 300 s");
-        }
-        let due = (started.elapsed().as_secs_f64() * rate) as u64 + 1;
-        while sent < due {
-            send()?;
-            sent += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     Ok(())
 }
