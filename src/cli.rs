@@ -214,6 +214,27 @@ pub enum BenchCommand {
     /// then a message firehose with commands alongside) with every exporter
     /// off and with every exporter on, alternating in child processes.
     Telemetry(BenchTelemetryArgs),
+    /// Command latency under load: slash commands at a steady rate while
+    /// the simulator sends messages at another, timed by the simulator from
+    /// dispatch to interaction callback.
+    Commands(BenchCommandsArgs),
+}
+
+/// `guildscope bench commands`.
+#[derive(Debug, Args)]
+pub struct BenchCommandsArgs {
+    /// Commands per second.
+    #[arg(long, default_value_t = 1_000.0)]
+    pub rate: f64,
+    /// Messages per second the simulated community sends meanwhile.
+    #[arg(long, default_value_t = 20_000.0)]
+    pub ingest: f64,
+    /// How long commands are sent, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Send only these commands of the mix (ping, stats, role, help).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 /// `guildscope bench telemetry`.

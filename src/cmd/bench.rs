@@ -3,6 +3,7 @@
 //! benchmark and the helpers the others share; `read` and `ingest` have a
 //! file each.
 
+pub mod commands;
 pub mod ingest;
 pub mod read;
 pub mod sync;

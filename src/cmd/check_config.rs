@@ -7,6 +7,8 @@
 
 use std::{process::ExitCode, time::Duration};
 
+use guildscope_bot::roles::RoleRef;
+use guildscope_model::Snowflake;
 use guildscope_telemetry::{
     otel::OtlpProtocol,
     probe::{self, ProbeResult},
@@ -96,19 +98,22 @@ async fn check(config: &Config, source: &str, timeout: Duration) -> Vec<Line> {
     let telemetry = &config.telemetry;
     let mut lines = vec![Line::new(State::Ok, "config", format!("{source}: valid"))];
 
+    // The command settings share the Discord line: they are what the bot
+    // asks of Discord (where commands are registered, which intent).
+    let commands = commands_summary(config);
     lines.push(match config.token() {
         Ok(_) => Line::new(
             State::Ok,
             "discord",
             format!(
-                "{}; token set",
+                "{}; token set; {commands}",
                 config
                     .api_base
                     .as_deref()
                     .unwrap_or("https://discord.com/api")
             ),
         ),
-        Err(error) => Line::new(State::Fail, "discord", error.to_string()),
+        Err(error) => Line::new(State::Fail, "discord", format!("{error}; {commands}")),
     });
     lines.push(Line::new(State::Ok, "storage", config.storage.to_string()));
 
@@ -224,4 +229,40 @@ async fn check(config: &Config, source: &str, timeout: Duration) -> Vec<Line> {
         )),
     }
     lines
+}
+
+/// Where slash commands are registered, whether message commands are on,
+/// and which roles members may give themselves.
+fn commands_summary(config: &Config) -> String {
+    let scope = if config.command_guilds.is_empty() {
+        "slash commands registered globally".to_owned()
+    } else {
+        let guilds: Vec<String> = config
+            .command_guilds
+            .iter()
+            .map(|g| g.get().to_string())
+            .collect();
+        let noun = if guilds.len() == 1 { "guild" } else { "guilds" };
+        format!("slash commands registered in {noun} {}", guilds.join(", "))
+    };
+    let prefix = match &config.prefix {
+        Some(prefix) => {
+            format!("message commands with {prefix:?} (needs the Message Content intent)")
+        }
+        None => "message commands off (set commands.prefix)".to_owned(),
+    };
+    let role = |role: &RoleRef| match role {
+        RoleRef::Id(id) => id.get().to_string(),
+        RoleRef::Name(name) => format!("{name:?}"),
+    };
+    let mut roles: Vec<String> = config.roles.allow.iter().map(role).collect();
+    if let Some(marker) = &config.roles.marker {
+        roles.push(format!("those under {}", role(marker)));
+    }
+    let roles = if roles.is_empty() {
+        "no self-assignable roles (set roles.allow or roles.marker)".to_owned()
+    } else {
+        format!("self-assignable roles: {}", roles.join(", "))
+    };
+    format!("{scope}; {prefix}; {roles}")
 }

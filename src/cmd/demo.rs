@@ -1,5 +1,6 @@
 //! `guildscope demo`: simulator, bot and SQLite in one process, with live
-//! progress and a summary of what flowed.
+//! progress and a summary of what flowed. Message commands are on (`!`): a
+//! simulated member types a few, and the summary shows them answered.
 
 use std::{
     fmt::Write as _,
@@ -10,8 +11,14 @@ use std::{
 };
 
 use anyhow::Context;
-use guildscope_bot::{BotConfig, LatencySummary, Snapshot, WriterConfig};
-use guildscope_simulator::{GroundTruth, SimConfig, Simulator};
+use guildscope_bot::{
+    BotConfig, LatencySummary, Snapshot, WriterConfig, commands,
+    roles::{RoleConfig, RoleRef},
+};
+use guildscope_discord::PrefixCommands;
+use guildscope_simulator::{
+    BotMessage, ChannelKind, Community, GroundTruth, MessageRequest, SimConfig, Simulator,
+};
 use guildscope_store::Location;
 
 use crate::{
@@ -70,9 +77,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     })
     .await
     .context("while starting the simulator")?;
-    let discord = wiring::discord_for(&simulator);
+    let mut discord = wiring::discord_for(&simulator);
+    discord.intents.message_content = true;
+    discord.prefix_commands = Some(PrefixCommands {
+        prefix: PREFIX.to_owned(),
+        commands: commands::catalog::names(),
+    });
     let bot = BotConfig {
         writer: Some(WriterConfig::new(Location::Sqlite(database.clone()))),
+        prefix: Some(PREFIX.to_owned()),
+        // The simulated guilds' game roles are the ones members may take.
+        roles: RoleConfig {
+            allow: game_roles(simulator.community()),
+            marker: None,
+        },
         ..BotConfig::default()
     };
     let running = wiring::start(&discord, bot, Some(&telemetry)).await?;
@@ -83,6 +101,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     .await
     .context("the simulated guilds did not arrive within 15 s")?;
     simulator.set_rate(args.rate);
+    let typed = MessageCommands::type_some(&simulator);
 
     let mut progress = Progress::new();
     let traffic_started = Instant::now();
@@ -109,6 +128,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             && last.1.elapsed() >= Duration::from_millis(300)
     })
     .await;
+    let message_commands = typed.answers(&simulator).await;
     let gateway_stats = std::sync::Arc::clone(&running.gateway_stats);
     let bot_stats = std::sync::Arc::clone(&running.bot_stats);
     running.stop().await?;
@@ -124,10 +144,111 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         sent: sent(&truth),
         received: gateway_stats.total_events(),
         parse_errors: gateway_stats.parse_errors(),
+        message_commands,
         database,
     };
     print!("{}", summary.render());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What message commands start with in the demo.
+const PREFIX: &str = "!";
+
+/// What a member types in the demo to show message commands.
+const TYPED: [&str; 4] = ["!ping", "!help", "!stats server", "!role list"];
+
+/// The names of the game roles in the simulated guilds.
+fn game_roles(community: &Community) -> Vec<RoleRef> {
+    let mut names: Vec<&str> = community
+        .guilds
+        .iter()
+        .flat_map(|g| g.self_assignable_roles.iter().map(String::as_str))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| RoleRef::Name(name.to_owned()))
+        .collect()
+}
+
+/// Message commands a simulated member typed.
+struct MessageCommands {
+    channel: u64,
+    /// The ids of the messages typed, and what was typed.
+    typed: Vec<(u64, &'static str)>,
+}
+
+/// How the typed message commands were answered.
+struct Answered {
+    typed: Vec<&'static str>,
+    answered: u64,
+    slowest_ms: Option<f64>,
+}
+
+impl MessageCommands {
+    /// Has a member of the first guild type [`TYPED`] in a text channel.
+    fn type_some(simulator: &Simulator) -> Self {
+        let community = simulator.community();
+        let found = community.guilds.first().and_then(|guild| {
+            let channel = guild
+                .channels
+                .iter()
+                .find(|c| c.kind == ChannelKind::Text)?;
+            let member = guild.members.iter().find(|m| !m.bot)?;
+            Some((guild.id, channel.id, member.user_id))
+        });
+        let Some((guild_id, channel_id, user_id)) = found else {
+            return Self {
+                channel: 0,
+                typed: Vec::new(),
+            };
+        };
+        let typed = TYPED
+            .into_iter()
+            .filter_map(|content| {
+                let injected = simulator.inject_message(MessageRequest {
+                    guild_id,
+                    channel_id,
+                    user_id,
+                    content: content.to_owned(),
+                });
+                injected.ok().map(|message| (message.id, content))
+            })
+            .collect();
+        Self {
+            channel: channel_id,
+            typed,
+        }
+    }
+
+    /// The replies to the typed commands, waiting a few seconds for the
+    /// last ones.
+    async fn answers(&self, simulator: &Simulator) -> Answered {
+        let replies = || -> Vec<BotMessage> {
+            simulator
+                .bot_messages(self.channel)
+                .into_iter()
+                .filter(|m| {
+                    m.reply_to
+                        .is_some_and(|id| self.typed.iter().any(|(typed, _)| *typed == id))
+                })
+                .collect()
+        };
+        let _ = wait_until(Duration::from_secs(5), || {
+            replies().len() >= self.typed.len()
+        })
+        .await;
+        let replies = replies();
+        Answered {
+            typed: self.typed.iter().map(|(_, content)| *content).collect(),
+            answered: replies.len() as u64,
+            slowest_ms: replies
+                .iter()
+                .filter_map(|m| m.ms_after_trigger)
+                .reduce(f64::max),
+        }
+    }
 }
 
 /// The live progress display: one rewritten line on a terminal, plain lines
@@ -195,6 +316,7 @@ struct Summary {
     sent: u64,
     received: u64,
     parse_errors: u64,
+    message_commands: Answered,
     database: PathBuf,
 }
 
@@ -226,6 +348,17 @@ impl Summary {
             s.commands_ok,
             s.commands_user_error,
             s.commands_failed
+        );
+        let m = &self.message_commands;
+        let _ = writeln!(
+            out,
+            "message commands  {:>10}  answered of {} typed ({}){}",
+            group(m.answered),
+            m.typed.len(),
+            m.typed.join(", "),
+            m.slowest_ms
+                .map(|ms| format!(", the slowest in {ms:.1} ms"))
+                .unwrap_or_default()
         );
         let _ = writeln!(out, "event handling    {}", latency(&s.event_latency));
         let _ = writeln!(out, "command latency   {}", latency(&s.command_latency));

@@ -8,6 +8,7 @@ mod demo;
 mod forget_user;
 mod marker;
 mod migrate;
+mod reload;
 mod run;
 mod simulate;
 mod telemetry;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Bench(BenchCommand::Ingest(args)) => bench::ingest::run(args).await,
             Command::Bench(BenchCommand::Sync(args)) => bench::sync::run(args).await,
             Command::Bench(BenchCommand::Telemetry(args)) => bench::telemetry::run(args).await,
+            Command::Bench(BenchCommand::Commands(args)) => bench::commands::run(args).await,
         }
     })
 }

@@ -1,34 +1,51 @@
-//! `guildscope run`: the bot against Discord or any Discord-compatible server.
+//! `guildscope run`: the bot against Discord or any Discord-compatible server,
+//! with its feature flags reloaded while it runs.
 
-use std::{process::ExitCode, time::Duration};
+use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use guildscope_bot::{BotConfig, CollectorConfig, WriterConfig};
-use guildscope_discord::{ContentKey, DiscordConfig};
+use guildscope_bot::{BotConfig, CollectorConfig, WriterConfig, commands};
+use guildscope_discord::{CommandScope, ContentKey, DiscordConfig, PrefixCommands};
 
 use crate::{
     cli::RunArgs,
     cmd::{
+        reload::{self, Hangup, Reloader},
         shutdown_signal,
         telemetry::{Telemetry, version},
         wiring,
     },
-    config::{Config, ConfigError, Overrides},
+    config::{Config, ConfigError, ConfigFile, Overrides},
 };
 
-/// Runs until Ctrl-C or SIGTERM, or until the gateway refuses us for good.
+/// Runs until Ctrl-C or SIGTERM, or until the gateway refuses us for good;
+/// reloads the feature flags on SIGHUP and when the config file changes.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // From here on SIGHUP asks for a reload instead of ending the process.
+    let hangup = Hangup::install();
     let overrides = Overrides {
         api_base: args.api_base,
         gateway_base: args.gateway_base,
         database: args.config.database,
     };
-    let config = Config::load(args.config.config.as_deref(), &overrides)?;
+    // The file is read once: the configuration is built from this text, and
+    // a reload compares the file with it.
+    let file = args
+        .config
+        .config
+        .as_deref()
+        .map(ConfigFile::read)
+        .transpose()?;
+    let config = match &file {
+        Some(file) => file.load(&overrides)?,
+        None => Config::load(None, &overrides)?,
+    };
     // Secrets are checked before anything starts listening.
     let discord = discord_config(&config)?;
     let telemetry = Telemetry::start(&config).await?;
     let bot = bot_config(&config);
-    let running = match wiring::start(&discord, bot, Some(&telemetry)).await {
+    let scopes = command_scopes(&config);
+    let running = match wiring::start_in(&discord, bot, Some(&telemetry), &scopes).await {
         Ok(running) => running,
         Err(error) => {
             telemetry.shutdown().await;
@@ -41,6 +58,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         version = %version(),
         "guildscope is running"
     );
+    let reloader = Reloader::new(
+        file,
+        overrides,
+        &config,
+        Arc::clone(&running.flags),
+        Arc::clone(&running.bot_stats),
+    );
+    let reload = tokio::spawn(reload::watch(reloader, hangup));
 
     let gateway = running.gateway.clone();
     let outcome = tokio::select! {
@@ -50,6 +75,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Ok(())
         }
     };
+    reload.abort();
     let stopped = running.stop().await;
     telemetry.shutdown().await;
     stopped?;
@@ -75,6 +101,16 @@ pub fn discord_config(config: &Config) -> Result<DiscordConfig, ConfigError> {
         discord.intents.message_content = true;
         discord.content_key = Some(ContentKey::new(&key));
     }
+    if let Some(prefix) = &config.prefix {
+        // Message commands need the same privileged intent: the content is
+        // read for a command at decode time and dropped (and hashed too when
+        // a key is configured).
+        discord.intents.message_content = true;
+        discord.prefix_commands = Some(PrefixCommands {
+            prefix: prefix.clone(),
+            commands: commands::catalog::names(),
+        });
+    }
     Ok(discord)
 }
 
@@ -91,7 +127,24 @@ pub fn bot_config(config: &Config) -> BotConfig {
             batch_interval: Duration::from_millis(config.batch_interval_ms),
             ..WriterConfig::new(config.storage.clone())
         }),
-        flags: config.flags.clone(),
+        flags: config.flag_set(),
+        roles: config.roles.clone(),
+        prefix: config.prefix.clone(),
+        defer_after: config.defer_after,
         ..BotConfig::default()
+    }
+}
+
+/// Where the slash commands are registered: in each configured guild, else
+/// globally.
+pub fn command_scopes(config: &Config) -> Vec<CommandScope> {
+    if config.command_guilds.is_empty() {
+        vec![CommandScope::Global]
+    } else {
+        config
+            .command_guilds
+            .iter()
+            .map(|&guild| CommandScope::Guild(guild))
+            .collect()
     }
 }

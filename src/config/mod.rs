@@ -7,14 +7,19 @@
 //! line.
 
 use std::{
+    collections::BTreeMap,
     fmt, fs,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 mod telemetry;
 
-use guildscope_bot::{Flag, Flags};
-use guildscope_model::{ChannelId, RoleId, Secret};
+use guildscope_bot::{
+    Flag, Flags,
+    roles::{RoleConfig, RoleRef},
+};
+use guildscope_model::{ChannelId, GuildId, RoleId, Secret, Snowflake};
 use guildscope_store::{Location, MessageErasure};
 use serde::Deserialize;
 
@@ -35,6 +40,10 @@ pub struct RawConfig {
     #[serde(default)]
     log: RawLog,
     #[serde(default)]
+    commands: RawCommands,
+    #[serde(default)]
+    roles: RawRoles,
+    #[serde(default)]
     service: telemetry::RawService,
     #[serde(default)]
     traces: telemetry::RawTraces,
@@ -46,7 +55,7 @@ pub struct RawConfig {
     #[serde(default)]
     markers: telemetry::RawMarkers,
     #[serde(default)]
-    flags: std::collections::BTreeMap<String, RawFlag>,
+    flags: BTreeMap<String, RawFlag>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +116,23 @@ struct RawBus {
 struct RawLog {
     level: Option<String>,
     format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommands {
+    prefix: Option<String>,
+    #[serde(default)]
+    guilds: Vec<String>,
+    defer_after_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoles {
+    #[serde(default)]
+    allow: Vec<String>,
+    marker: Option<String>,
 }
 
 /// A configuration error: one line naming the key.
@@ -184,26 +210,33 @@ pub struct Config {
     pub log_level: String,
     /// How logs are written.
     pub log_format: LogFormat,
+    /// What message commands start with (`!`); `None` answers slash
+    /// commands only.
+    pub prefix: Option<String>,
+    /// Guilds to register the slash commands in, instead of globally.
+    pub command_guilds: Vec<GuildId>,
+    /// How long a command works before a slash command is acknowledged.
+    pub defer_after: Duration,
+    /// Which roles members may give themselves.
+    pub roles: RoleConfig,
     /// Traces, metrics, error reports and deploy markers.
     pub telemetry: TelemetrySettings,
-    /// Feature flags.
-    pub flags: Flags,
+    /// Feature flags, by name (reloadable while `run` runs).
+    pub flags: BTreeMap<String, Flag>,
 }
 
 impl Config {
     /// Reads `path` (if given), applies `overrides`, and validates.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let raw = match path {
-            Some(path) => {
-                let text = fs::read_to_string(path).map_err(|e| ConfigError {
-                    origin: path.display().to_string(),
-                    message: format!("cannot read the config file: {e}"),
-                })?;
-                parse(&text, path)?
-            }
-            None => RawConfig::default(),
-        };
-        Self::validate(raw, overrides)
+        match path {
+            Some(path) => ConfigFile::read(path)?.load(overrides),
+            None => Self::validate(RawConfig::default(), overrides),
+        }
+    }
+
+    /// The feature flags, ready to be put in force.
+    pub fn flag_set(&self) -> Flags {
+        Flags::new(self.flags.clone())
     }
 
     /// Checks every value and builds the typed configuration.
@@ -279,7 +312,9 @@ impl Config {
                 ));
             }
         };
-        let mut flags = Vec::new();
+        let commands = validate_commands(raw.commands)?;
+        let roles = validate_roles(raw.roles)?;
+        let mut flags = BTreeMap::new();
         for (name, flag) in raw.flags {
             let key = |field: &str| format!("flags.{name}.{field}");
             if flag.percentage > 100 {
@@ -288,17 +323,15 @@ impl Config {
                     format!("expected a number from 0 to 100, got {}", flag.percentage),
                 ));
             }
-            flags.push((
-                name.clone(),
-                Flag {
-                    everyone: flag.everyone,
-                    roles: parse_ids(&key("roles"), &flag.roles)?,
-                    users: parse_ids(&key("users"), &flag.users)?,
-                    guilds: parse_ids(&key("guilds"), &flag.guilds)?,
-                    percentage: flag.percentage,
-                    commands: flag.commands,
-                },
-            ));
+            let flag = Flag {
+                everyone: flag.everyone,
+                roles: parse_ids(&key("roles"), &flag.roles)?,
+                users: parse_ids(&key("users"), &flag.users)?,
+                guilds: parse_ids(&key("guilds"), &flag.guilds)?,
+                percentage: flag.percentage,
+                commands: flag.commands,
+            };
+            flags.insert(name, flag);
         }
         let env = |name: &str| std::env::var(name).ok();
         let telemetry = telemetry::validate(
@@ -329,8 +362,12 @@ impl Config {
             bus_capacity,
             log_level: raw.log.level.unwrap_or_else(|| "info".into()),
             log_format,
+            prefix: commands.prefix,
+            command_guilds: commands.guilds,
+            defer_after: commands.defer_after,
+            roles,
             telemetry,
-            flags: Flags::new(flags),
+            flags,
         })
     }
 
@@ -340,6 +377,71 @@ impl Config {
             std::env::var("DISCORD_TOKEN").ok(),
             self.token_file.as_deref(),
         )
+    }
+}
+
+/// A config file as read: its path and text. `run` keeps the one it started
+/// with, so a reload can tell which sections changed.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    path: PathBuf,
+    text: String,
+}
+
+impl ConfigFile {
+    /// Reads the file at `path`.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let bytes = fs::read(path).map_err(|e| ConfigError {
+            origin: path.display().to_string(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Self::from_bytes(path, bytes)
+    }
+
+    /// The file at `path` whose content is `bytes`.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, ConfigError> {
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError {
+            origin: path.display().to_string(),
+            message: format!(
+                "the config file is not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            text,
+        })
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's content.
+    pub fn bytes(&self) -> &[u8] {
+        self.text.as_bytes()
+    }
+
+    /// Parses and validates the file, with `overrides` over it.
+    pub fn load(&self, overrides: &Overrides) -> Result<Config, ConfigError> {
+        Config::validate(parse(&self.text, &self.path)?, overrides)
+    }
+
+    /// The top-level sections, other than `[flags]`, whose content differs
+    /// between this file and `other` (comments and layout aside), by name.
+    pub fn sections_changed_from(&self, other: &Self) -> Vec<String> {
+        let table = |text: &str| toml::from_str::<toml::Table>(text).unwrap_or_default();
+        let (mine, theirs) = (table(&self.text), table(&other.text));
+        let mut names: Vec<String> = mine
+            .keys()
+            .chain(theirs.keys())
+            .filter(|name| name.as_str() != "flags" && mine.get(*name) != theirs.get(*name))
+            .cloned()
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
     }
 }
 
@@ -379,6 +481,103 @@ fn keyed_hash_key_from(
         ));
     }
     Ok(Some(Secret::new(key)))
+}
+
+/// The `[commands]` section, checked.
+struct CommandSettings {
+    prefix: Option<String>,
+    guilds: Vec<GuildId>,
+    defer_after: Duration,
+}
+
+/// Longest message-command prefix.
+const MAX_PREFIX_CHARS: usize = 5;
+
+/// The longest `commands.defer_after_ms`: Discord drops an interaction that
+/// is not acknowledged within 3 s, and the acknowledgement itself needs time
+/// to get there.
+const MAX_DEFER_AFTER_MS: u64 = 2_500;
+
+fn validate_commands(raw: RawCommands) -> Result<CommandSettings, ConfigError> {
+    let prefix = match raw.prefix {
+        None => None,
+        Some(prefix) if prefix.is_empty() => None,
+        Some(prefix) => {
+            if prefix.chars().count() > MAX_PREFIX_CHARS || prefix.chars().any(char::is_whitespace)
+            {
+                return Err(ConfigError::key(
+                    "commands.prefix",
+                    format!(
+                        "expected at most {MAX_PREFIX_CHARS} characters without spaces, such as \"!\" (or \"\" for no message commands), got {prefix:?}"
+                    ),
+                ));
+            }
+            Some(prefix)
+        }
+    };
+    let mut guilds: Vec<GuildId> = parse_ids("commands.guilds", &raw.guilds)?;
+    if let Some(zero) = raw.guilds.iter().zip(&guilds).find(|(_, id)| id.get() == 0) {
+        return Err(ConfigError::key(
+            "commands.guilds",
+            format!(
+                "expected Discord ids as strings of digits, got {:?}",
+                zero.0
+            ),
+        ));
+    }
+    guilds.sort_unstable();
+    guilds.dedup();
+    let defer_after_ms = raw
+        .defer_after_ms
+        .unwrap_or(guildscope_bot::commands::DEFAULT_DEFER_AFTER.as_millis() as u64);
+    if !(1..=MAX_DEFER_AFTER_MS).contains(&defer_after_ms) {
+        return Err(ConfigError::key(
+            "commands.defer_after_ms",
+            format!("expected a number from 1 to {MAX_DEFER_AFTER_MS}, got {defer_after_ms}"),
+        ));
+    }
+    Ok(CommandSettings {
+        prefix,
+        guilds,
+        defer_after: Duration::from_millis(defer_after_ms),
+    })
+}
+
+fn validate_roles(raw: RawRoles) -> Result<RoleConfig, ConfigError> {
+    Ok(RoleConfig {
+        allow: raw
+            .allow
+            .iter()
+            .map(|role| role_ref("roles.allow", role))
+            .collect::<Result<_, _>>()?,
+        marker: raw
+            .marker
+            .as_deref()
+            .map(|role| role_ref("roles.marker", role))
+            .transpose()?,
+    })
+}
+
+/// A role named in the configuration: a string of digits is its id,
+/// anything else its name.
+fn role_ref(key: &str, value: &str) -> Result<RoleRef, ConfigError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(ConfigError::key(
+            key,
+            "expected a role name or id, got an empty string",
+        ));
+    }
+    if !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(RoleRef::Name(value.to_owned()));
+    }
+    match trimmed.parse::<u64>() {
+        Ok(id) if id > 0 => Ok(RoleRef::Id(RoleId::new(id))),
+        _ => Err(ConfigError::key(
+            key,
+            format!("expected a role name or a Discord role id, got {value:?}"),
+        )),
+    }
 }
 
 fn token_from(env: Option<String>, file: Option<&Path>) -> Result<Secret, ConfigError> {
@@ -447,6 +646,8 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("guildscope.example.toml");
         let config = Config::load(Some(&path), &Overrides::default()).unwrap();
         assert_eq!(config.storage, Location::Sqlite("guildscope.db".into()));
+        assert_eq!(config.prefix, None);
+        assert_eq!(config.defer_after, Duration::from_millis(1_500));
     }
 
     #[test]
@@ -537,6 +738,114 @@ mod tests {
         let key = keyed_hash_key_from(None, Some(&good)).unwrap().unwrap();
         assert_eq!(key.expose(), "0123456789abcdef0123");
         assert_eq!(format!("{key:?}"), "[redacted]");
+    }
+
+    fn validate_text(text: &str) -> Result<Config, ConfigError> {
+        Config::validate(parse(text, Path::new("g.toml"))?, &Overrides::default())
+    }
+
+    #[test]
+    fn commands_default_to_slash_only_registered_globally() {
+        let config = validate_text("").unwrap();
+        assert_eq!(config.prefix, None);
+        assert!(config.command_guilds.is_empty());
+        assert_eq!(config.defer_after, Duration::from_millis(1_500));
+        assert_eq!(config.roles, RoleConfig::default());
+        let config = validate_text("[commands]\nprefix = \"\"\n").unwrap();
+        assert_eq!(config.prefix, None);
+    }
+
+    #[test]
+    fn the_commands_section_is_checked_key_by_key() {
+        let config = validate_text(
+            "[commands]\nprefix = \"gs!\"\nguilds = [\"42\", \"7\", \"42\"]\ndefer_after_ms = 2500\n",
+        )
+        .unwrap();
+        assert_eq!(config.prefix.as_deref(), Some("gs!"));
+        assert_eq!(config.command_guilds, [GuildId::new(7), GuildId::new(42)]);
+        assert_eq!(config.defer_after, Duration::from_millis(2_500));
+
+        let error = |text: &str| validate_text(text).unwrap_err().to_string();
+        assert_eq!(
+            error("[commands]\nprefix = \"! \"\n"),
+            "config key `commands.prefix`: expected at most 5 characters without spaces, such as \"!\" (or \"\" for no message commands), got \"! \""
+        );
+        assert!(
+            error("[commands]\nprefix = \"bot!!!\"\n").starts_with("config key `commands.prefix`:")
+        );
+        // Five characters, counted as characters, not bytes.
+        assert!(validate_text("[commands]\nprefix = \"ééééé\"\n").is_ok());
+        assert_eq!(
+            error("[commands]\nguilds = [\"abc\"]\n"),
+            "config key `commands.guilds`: expected Discord ids as strings of digits, got \"abc\""
+        );
+        assert!(
+            error("[commands]\nguilds = [\"0\"]\n").starts_with("config key `commands.guilds`:")
+        );
+        for bad in [0, 2_501] {
+            assert_eq!(
+                error(&format!("[commands]\ndefer_after_ms = {bad}\n")),
+                format!(
+                    "config key `commands.defer_after_ms`: expected a number from 1 to 2500, got {bad}"
+                )
+            );
+        }
+        let unknown = parse("[commands]\nprefixes = \"!\"\n", Path::new("g.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.starts_with("g.toml:2:") && unknown.contains("prefixes"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn roles_are_ids_when_all_digits_and_names_otherwise() {
+        let config = validate_text(
+            "[roles]\nallow = [\"Chess\", \"123456789012345678\", \"Among Us 2\"]\nmarker = \"── Games ──\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.roles,
+            RoleConfig {
+                allow: vec![
+                    RoleRef::Name("Chess".into()),
+                    RoleRef::Id(RoleId::new(123_456_789_012_345_678)),
+                    RoleRef::Name("Among Us 2".into()),
+                ],
+                marker: Some(RoleRef::Name("── Games ──".into())),
+            }
+        );
+        let config = validate_text("[roles]\nmarker = \"42\"\n").unwrap();
+        assert_eq!(config.roles.marker, Some(RoleRef::Id(RoleId::new(42))));
+
+        let error = |text: &str| validate_text(text).unwrap_err().to_string();
+        assert_eq!(
+            error("[roles]\nallow = [\"Chess\", \" \"]\n"),
+            "config key `roles.allow`: expected a role name or id, got an empty string"
+        );
+        assert_eq!(
+            error("[roles]\nmarker = \"99999999999999999999999\"\n"),
+            "config key `roles.marker`: expected a role name or a Discord role id, got \"99999999999999999999999\""
+        );
+        assert!(error("[roles]\nallow = [\"0\"]\n").starts_with("config key `roles.allow`:"));
+    }
+
+    #[test]
+    fn sections_other_than_flags_that_changed_are_named() {
+        let file = |text: &str| ConfigFile {
+            path: PathBuf::from("g.toml"),
+            text: text.to_owned(),
+        };
+        let before = file("[storage]\nurl = \"a.db\"\n[flags.beta]\neveryone = true\n");
+        let reworded =
+            file("# the database\n[storage]\nurl   = \"a.db\"\n[flags.beta]\neveryone = false\n");
+        assert!(reworded.sections_changed_from(&before).is_empty());
+        let moved = file("[commands]\nprefix = \"!\"\n[storage]\nurl = \"b.db\"\n");
+        assert_eq!(
+            moved.sections_changed_from(&before),
+            ["commands", "storage"]
+        );
     }
 
     #[test]

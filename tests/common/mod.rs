@@ -164,3 +164,87 @@ pub fn field<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
         .as_str()
         .unwrap_or_else(|| panic!("no {key} in {value}"))
 }
+
+impl Running {
+    /// Sends SIGHUP (a reload request to `guildscope run`).
+    pub fn hang_up(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// Polls `done` every 50 ms until it gives a value; panics after `limit`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut done: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = done() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Injects a slash command through the simulator's control API
+/// (`POST {control_url}/interactions`); returns the interaction id.
+pub fn inject_command(
+    control_url: &str,
+    (guild, channel, user): (u64, u64, u64),
+    name: &str,
+    options: serde_json::Value,
+) -> u64 {
+    let body = serde_json::json!({
+        "guild_id": guild.to_string(),
+        "channel_id": channel.to_string(),
+        "user_id": user.to_string(),
+        "name": name,
+        "options": options,
+    });
+    let (status, body) = http(
+        "POST",
+        &format!("{control_url}/interactions"),
+        None,
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 200, "{body}");
+    let injected: serde_json::Value = serde_json::from_str(&body).unwrap();
+    field(&injected, "id").parse().unwrap()
+}
+
+/// The text the bot answered interaction `id` with, read back through the
+/// simulator's control API (`GET {control_url}/interactions/{id}`): the
+/// response message, or the edit of a deferred one. Waits up to 20 s.
+pub fn command_answer(control_url: &str, id: u64) -> String {
+    wait_for(
+        &format!("the answer to interaction {id}"),
+        Duration::from_secs(20),
+        || {
+            let (status, body) = http(
+                "GET",
+                &format!("{control_url}/interactions/{id}"),
+                None,
+                None,
+            );
+            assert_eq!(status, 200, "{body}");
+            let record: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let callback = record.get("callback").filter(|c| !c.is_null())?;
+            match callback["type"].as_u64() {
+                // A deferred answer: the text comes as an edit.
+                Some(5) => record["edits"]
+                    .as_array()?
+                    .first()
+                    .and_then(|edit| edit["body"]["content"].as_str())
+                    .map(str::to_owned),
+                _ => callback["body"]["data"]["content"]
+                    .as_str()
+                    .map(str::to_owned),
+            }
+        },
+    )
+}

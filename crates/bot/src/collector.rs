@@ -390,6 +390,7 @@ mod tests {
             is_webhook: false,
             created_at_ms: 1_700_000_000_000,
             keyed_hash: None,
+            command: None,
         })
     }
 

@@ -6,7 +6,10 @@
 //! the rule that decided it, and the command's root span gets
 //! `flags.<name> = true|false`.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock},
+};
 
 use guildscope_model::{GuildId, RoleId, Snowflake, UserId};
 use tracing::Span;
@@ -104,6 +107,43 @@ impl Flags {
             .iter()
             .filter(|(_, flag)| flag.commands.iter().any(|c| c == command))
             .any(|(name, flag)| !decide(name, flag, subject).0)
+    }
+}
+
+/// The flags in force, replaced whole when the configuration is reloaded;
+/// a command keeps the set it started with.
+#[derive(Debug, Default)]
+pub struct LiveFlags {
+    current: RwLock<Arc<Flags>>,
+}
+
+impl LiveFlags {
+    /// Starts with `flags`.
+    pub fn new(flags: Flags) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(flags)),
+        }
+    }
+
+    /// The flags in force now.
+    pub fn current(&self) -> Arc<Flags> {
+        match self.current.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts `flags` in force; returns whether anything changed.
+    pub fn replace(&self, flags: Flags) -> bool {
+        let mut current = match self.current.write() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if **current == flags {
+            return false;
+        }
+        *current = Arc::new(flags);
+        true
     }
 }
 

@@ -8,7 +8,9 @@
 //!   event to the statistics collector or the command handlers.
 //! - [`collector`]: turns gateway events into idempotent store writes.
 //! - [`writer`]: batches those writes and commits them on a thread of its own.
-//! - [`commands`]: slash command handlers.
+//! - [`commands`]: slash and `!`-prefix commands, their catalog and handlers,
+//!   inside one error boundary.
+//! - [`roles`]: the guilds' roles and which of them members may take.
 //! - [`control`]: what the bot may ask of the gateway ([`GatewayControl`]).
 //! - [`flags`]: feature flags, evaluated in spans, gating commands.
 //! - [`reader`]: read queries for commands, off the async workers.
@@ -21,6 +23,7 @@ pub mod commands;
 pub mod control;
 pub mod flags;
 pub mod reader;
+pub mod roles;
 pub mod runtime;
 pub mod stats;
 pub mod writer;
@@ -28,7 +31,7 @@ pub mod writer;
 pub use backfill::{BackfillConfig, BackfillError, BackfillEvent, BackfillSummary, backfill};
 pub use collector::{Collector, CollectorConfig};
 pub use control::GatewayControl;
-pub use flags::{Flag, Flags};
+pub use flags::{Flag, Flags, LiveFlags};
 pub use reader::StoreReader;
 pub use runtime::{Bot, BotConfig};
 pub use stats::{BotStats, LatencySummary, RestMetrics, Snapshot};

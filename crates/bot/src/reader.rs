@@ -4,9 +4,10 @@
 use std::sync::{Arc, Mutex};
 
 use guildscope_store::{Location, Store, StoreError, StoreErrorKind};
-use tracing::field;
+use tracing::{Instrument, field};
 
-/// Connections kept open between queries.
+/// Connections kept open between queries, and queries run at once: more
+/// wait for a connection rather than open one each.
 const IDLE: usize = 4;
 
 /// Runs read queries against the statistics database.
@@ -15,6 +16,7 @@ pub struct StoreReader {
     location: Location,
     system: &'static str,
     idle: Mutex<Vec<Store>>,
+    running: tokio::sync::Semaphore,
 }
 
 impl StoreReader {
@@ -25,6 +27,7 @@ impl StoreReader {
             location,
             system,
             idle: Mutex::new(Vec::new()),
+            running: tokio::sync::Semaphore::new(IDLE),
         })
     }
 
@@ -45,6 +48,8 @@ impl StoreReader {
         );
         let this = Arc::clone(self);
         let inner = span.clone();
+        // The semaphore is never closed, so a permit always comes.
+        let _permit = self.running.acquire().instrument(span.clone()).await;
         let result = tokio::task::spawn_blocking(move || {
             inner.in_scope(|| {
                 let mut store = this.checkout()?;
@@ -118,5 +123,106 @@ impl Drop for StoreReader {
         {
             tracing::debug!(%error, "could not close idle read connections");
         }
+    }
+}
+
+/// Answers kept for a short while and shared: while one caller reads a key,
+/// the others asking for it wait for that read instead of starting their
+/// own, and the answer serves every caller until it is `ttl` old. Statistics
+/// over hours and days do not change meaningfully in seconds, and a busy
+/// server asking `/stats server` a hundred times a second then costs one
+/// query per `ttl`.
+#[derive(Debug)]
+pub struct Cached<K, V> {
+    ttl: std::time::Duration,
+    entries: Mutex<std::collections::HashMap<K, Slot<V>>>,
+}
+
+type Slot<V> = (std::time::Instant, Arc<tokio::sync::OnceCell<V>>);
+
+/// Entries kept before expired ones are swept.
+const SWEEP_AT: usize = 4_096;
+
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> Cached<K, V> {
+    /// Answers live `ttl`.
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The answer for `key`: a fresh one from the cache, or the one `read`
+    /// gives (shared with everyone asking meanwhile). A failed read is not
+    /// kept; the next caller reads again.
+    pub async fn get_or_read<E, F>(&self, key: K, read: F) -> Result<V, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        let cell = {
+            let mut entries = match self.entries.lock() {
+                Ok(entries) => entries,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if entries.len() >= SWEEP_AT {
+                let ttl = self.ttl;
+                entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            }
+            let now = std::time::Instant::now();
+            let slot = entries
+                .entry(key)
+                .or_insert_with(|| (now, Arc::new(tokio::sync::OnceCell::new())));
+            if slot.0.elapsed() >= self.ttl {
+                *slot = (now, Arc::new(tokio::sync::OnceCell::new()));
+            }
+            Arc::clone(&slot.1)
+        };
+        cell.get_or_try_init(|| read).await.cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::atomic::{AtomicU32, Ordering},
+        time::Duration,
+    };
+
+    use super::Cached;
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_read_until_it_expires() {
+        let cache = Cached::new(Duration::from_millis(200));
+        let reads = AtomicU32::new(0);
+        let read = || async {
+            reads.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, ()>(7)
+        };
+        let (a, b, c) = tokio::join!(
+            cache.get_or_read(1, read()),
+            cache.get_or_read(1, read()),
+            cache.get_or_read(2, read()),
+        );
+        assert_eq!((a, b, c), (Ok(7), Ok(7), Ok(7)));
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "one read per key");
+        assert_eq!(cache.get_or_read(1, read()).await, Ok(7));
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "still fresh");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(cache.get_or_read(1, read()).await, Ok(7));
+        assert_eq!(reads.load(Ordering::SeqCst), 3, "read again once expired");
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_not_kept() {
+        let cache = Cached::new(Duration::from_secs(60));
+        assert_eq!(
+            cache.get_or_read(1, async { Err::<u32, _>("down") }).await,
+            Err("down")
+        );
+        assert_eq!(
+            cache.get_or_read(1, async { Ok::<_, &str>(5) }).await,
+            Ok(5)
+        );
     }
 }

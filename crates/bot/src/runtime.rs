@@ -7,24 +7,21 @@ use std::{
     time::Duration,
 };
 
-use guildscope_discord::Rest;
+use guildscope_discord::{EventBus, Rest};
 use guildscope_model::{Envelope, Event, GuildId, Snowflake};
 use guildscope_store::StoreError;
 use guildscope_telemetry::{
     metrics::{GuildGauges, Metrics},
     reports::ErrorReporter,
 };
-use tokio::{
-    sync::{Semaphore, mpsc},
-    task::JoinSet,
-    time::Instant,
-};
+use tokio::{sync::Semaphore, task::JoinSet, time::Instant};
 use tracing::Instrument;
 
 use crate::{
-    BotStats, Collector, CollectorConfig, Flags, GatewayControl, StoreReader, StoreWriter,
-    WriterConfig,
-    commands::{self, CommandContext},
+    BotStats, Collector, CollectorConfig, Flags, GatewayControl, LiveFlags, StoreReader,
+    StoreWriter, WriterConfig,
+    commands::{self, CommandContext, Invocation},
+    roles::{RoleConfig, RoleDirectory},
     writer::Batch,
 };
 
@@ -39,6 +36,12 @@ pub struct BotConfig {
     pub max_commands_in_flight: usize,
     /// Feature flags.
     pub flags: Flags,
+    /// Which roles members may give themselves.
+    pub roles: RoleConfig,
+    /// The message-command prefix (`!`); `None` answers slash commands only.
+    pub prefix: Option<String>,
+    /// How long a command works before a slash command is acknowledged.
+    pub defer_after: Duration,
 }
 
 impl Default for BotConfig {
@@ -48,6 +51,9 @@ impl Default for BotConfig {
             writer: None,
             max_commands_in_flight: 256,
             flags: Flags::default(),
+            roles: RoleConfig::default(),
+            prefix: None,
+            defer_after: commands::DEFAULT_DEFER_AFTER,
         }
     }
 }
@@ -77,12 +83,16 @@ impl Bot {
             stats: Arc::clone(&stats),
             gateway,
             reporter: None,
-            flags: Arc::new(config.flags.clone()),
+            flags: Arc::new(LiveFlags::new(config.flags.clone())),
             reader: config
                 .writer
                 .as_ref()
                 .map(|writer| StoreReader::new(writer.location.clone())),
             round_trip: Arc::default(),
+            roles: Arc::new(RoleDirectory::new(config.roles.clone())),
+            prefix: config.prefix.clone(),
+            defer_after: config.defer_after,
+            stats_cache: Arc::default(),
         };
         Self {
             config,
@@ -104,6 +114,12 @@ impl Bot {
         self
     }
 
+    /// The feature flags in force, to replace them when the configuration
+    /// is reloaded.
+    pub fn flags(&self) -> Arc<LiveFlags> {
+        Arc::clone(&self.commands.flags)
+    }
+
     /// The counters, to watch progress while [`Bot::run`] works.
     pub fn stats(&self) -> Arc<BotStats> {
         Arc::clone(&self.stats)
@@ -111,7 +127,7 @@ impl Bot {
 
     /// Handles events until the bus closes, then commits what is pending and
     /// waits for running commands.
-    pub async fn run(self, mut bus: mpsc::Receiver<Envelope>) -> Result<(), StoreError> {
+    pub async fn run(self, mut bus: EventBus) -> Result<(), StoreError> {
         let Self {
             config,
             stats,
@@ -155,11 +171,31 @@ impl Bot {
                 received_at,
                 event,
                 span,
-                queued,
+                mut queued,
                 ..
             } = envelope;
-            // The event is off the bus: its `bus.queue` span ends here.
-            drop(queued);
+            // The event is off the bus: its wait there is recorded on its span.
+            queued.dequeued(&span);
+            commands.roles.observe(&event);
+            let mut event = event;
+            let command = match &mut event {
+                Event::Interaction(_) => None,
+                Event::MessageCreate(message) => message.command.take().map(|command| {
+                    let span = commands::message_span(message, &command.name);
+                    (Invocation::message(shard, message, *command), span)
+                }),
+                _ => None,
+            };
+            if let Some((invocation, span)) = command {
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                    break;
+                };
+                let ctx = commands.clone();
+                running.spawn(async move {
+                    commands::handle(ctx, invocation, received_at, span).await;
+                    drop(permit);
+                });
+            }
             match event {
                 Event::Interaction(interaction) => {
                     // A closed semaphore is impossible here: we own the only handle.
@@ -167,8 +203,9 @@ impl Bot {
                         break;
                     };
                     let ctx = commands.clone();
+                    let invocation = Invocation::slash(shard, interaction);
                     running.spawn(async move {
-                        commands::handle(ctx, shard, interaction, received_at, span).await;
+                        commands::handle(ctx, invocation, received_at, span).await;
                         drop(permit);
                     });
                     while running.try_join_next().is_some() {}
@@ -218,6 +255,7 @@ impl Bot {
         if let Some(gauges) = gauges {
             gauges.abort();
         }
+
         while running.join_next().await.is_some() {}
         if let Some(mut batcher) = batcher {
             batcher.drain().await;

@@ -35,6 +35,25 @@ pub struct DiscordConfig {
     /// (interactions always do). A cap keeps tracing cheap at high event
     /// rates; `u32::MAX` traces every event, 0 only interactions.
     pub traced_events_per_second: u32,
+    /// When set, guild messages are read for prefix commands (`!role add
+    /// Chess`) and the gateway also asks for the `message_content` intent.
+    /// A message that is one gets `MessageMeta::command`; the content itself
+    /// is still dropped. Off by default.
+    pub prefix_commands: Option<PrefixCommands>,
+}
+
+/// The prefix commands guildscope answers in messages.
+///
+/// A message is a command when its content starts with `prefix` (exactly as
+/// written) immediately followed by one of `commands` (compared without
+/// regard to case), then whitespace or the end of the message. An empty
+/// prefix matches nothing, so it can never turn ordinary chat into commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixCommands {
+    /// What a command starts with, e.g. `!`.
+    pub prefix: String,
+    /// The command names answered, e.g. `role`, `stats`, `ping`, `help`.
+    pub commands: Vec<String>,
 }
 
 impl DiscordConfig {
@@ -59,6 +78,17 @@ impl DiscordConfig {
             bus_capacity: Self::DEFAULT_BUS_CAPACITY,
             content_key: None,
             traced_events_per_second: Self::DEFAULT_TRACED_EVENTS_PER_SECOND,
+            prefix_commands: None,
+        }
+    }
+
+    /// The intents the gateway asks for: [`intents`](Self::intents), plus
+    /// `message_content` when prefix commands are configured (without it
+    /// Discord sends guild messages with empty content).
+    pub fn gateway_intents(&self) -> GatewayIntents {
+        GatewayIntents {
+            message_content: self.intents.message_content || self.prefix_commands.is_some(),
+            ..self.intents
         }
     }
 

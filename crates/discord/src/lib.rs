@@ -3,12 +3,14 @@
 //! It connects the shards, wraps the REST client, and turns wire events into
 //! `guildscope_model` types, so every other crate sees Discord only through
 //! those types. Message content is never read into anything this crate
-//! returns; at most its keyed hash is, when an operator configures a key.
+//! returns; at most its keyed hash is, when an operator configures a key, and
+//! the prefix command a message is, when prefix commands are configured.
 //!
 //! # Layout
 //!
 //! - [`config`]: [`DiscordConfig`] (token, where Discord is, shard count,
-//!   intents, bus capacity) and [`install_crypto_provider`].
+//!   intents, bus capacity, [`PrefixCommands`]) and
+//!   [`install_crypto_provider`].
 //! - [`gateway`]: [`Gateway::start`] spawns one task per shard feeding a
 //!   bounded event bus of [`Envelope`](guildscope_model::Envelope)s, each
 //!   with a root `discord.event` span and a `bus.queue` span for its wait on
@@ -33,10 +35,10 @@ mod convert;
 pub mod gateway;
 pub mod rest;
 
-pub use config::{DiscordConfig, GatewayIntents, install_crypto_provider};
+pub use config::{DiscordConfig, GatewayIntents, PrefixCommands, install_crypto_provider};
 pub use content_key::ContentKey;
 pub use gateway::{
-    Gateway, GatewayError, GatewayHandle, GatewayStats, ShardState, UNKNOWN_DISPATCH,
+    EventBus, Gateway, GatewayError, GatewayHandle, GatewayStats, ShardState, UNKNOWN_DISPATCH,
 };
 pub use rest::{
     Choice, ChoiceValue, CommandScope, CommandSpec, GatewayInfo, InteractionReply, OptionKind,

@@ -3,7 +3,9 @@
 //!
 //! The `discord` crate turns wire payloads into these types; every other crate
 //! sees only these. Message content has no field here on purpose: what is not
-//! carried cannot be stored, logged or exported by mistake.
+//! carried cannot be stored, logged or exported by mistake. The one thing read
+//! out of content is a prefix command ([`MessageCommand`]), and only from a
+//! message that is one.
 
 use std::time::Instant;
 
@@ -26,22 +28,51 @@ pub struct Envelope {
     pub event: Event,
     /// The event's root span (`discord.event`), with no parent. Handling the
     /// event runs inside it, and outcome fields declared empty at its
-    /// creation (`command.outcome`, `error`, `otel.status_code`,
-    /// `otel.status_description`) are recorded on it. Disabled (and free)
-    /// when no subscriber wants it.
+    /// creation (`bus.queue_ms`, `command.outcome`, `error`,
+    /// `otel.status_code`, `otel.status_description`) are recorded on it.
+    /// Disabled (and free) when no subscriber wants it.
     pub span: Span,
-    /// A child of [`span`](Self::span) named `bus.queue`, open while the
-    /// envelope waits on the event bus. The consumer ends it when it takes
-    /// the envelope off the bus, with [`dequeued`](Self::dequeued), so a
-    /// trace shows the queue wait.
-    pub queued: Span,
+    /// The envelope's wait on the event bus, from when it was put on the bus.
+    /// The consumer ends it when it takes the envelope off the bus, with
+    /// [`dequeued`](Self::dequeued), which records it as `bus.queue_ms` on
+    /// [`span`](Self::span), so a trace shows the queue wait.
+    pub queued: Queued,
 }
 
 impl Envelope {
-    /// Ends the `bus.queue` span. Call it as soon as the envelope is taken
-    /// off the bus; dropping the envelope ends it too, but later.
+    /// Records the wait on the bus on the root span. Call it as soon as the
+    /// envelope is taken off the bus.
     pub fn dequeued(&mut self) {
-        self.queued = Span::none();
+        self.queued.dequeued(&self.span);
+    }
+}
+
+/// When an envelope was put on the event bus, while its root span is traced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    since: Option<Instant>,
+}
+
+impl Queued {
+    /// Starts timing the wait of an envelope whose root span is `span`;
+    /// nothing is timed when the span is disabled.
+    pub fn start(span: &Span) -> Self {
+        Self {
+            since: (!span.is_disabled()).then(Instant::now),
+        }
+    }
+
+    /// A wait that is not timed.
+    pub fn none() -> Self {
+        Self { since: None }
+    }
+
+    /// Records the wait so far as `bus.queue_ms` (milliseconds) on `span`,
+    /// once; later calls do nothing.
+    pub fn dequeued(&mut self, span: &Span) {
+        if let Some(since) = self.since.take() {
+            span.record("bus.queue_ms", since.elapsed().as_secs_f64() * 1_000.0);
+        }
     }
 }
 
@@ -279,6 +310,23 @@ pub struct MessageMeta {
     /// HMAC-SHA256 of the content under the operator's key, when keyed
     /// hashing is configured; never the content, never a plain hash.
     pub keyed_hash: Option<[u8; 32]>,
+    /// The prefix command the message is (`!role add Chess`), when prefix
+    /// commands are configured and the message is one. `None` for every
+    /// other message, and always for history read over REST. It exists to
+    /// answer the command: it is never stored, logged, traced or counted.
+    pub command: Option<Box<MessageCommand>>,
+}
+
+/// A prefix command found in a message: the command name and the rest of the
+/// line. The message's content is read only to find it and is not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageCommand {
+    /// The command name, lowercase, without the prefix (`role`).
+    pub name: String,
+    /// The rest of the message after the name, trimmed (`add Chess Club`); may be empty.
+    pub args: String,
+    /// The author's roles in the guild, from the message's member object (empty in DMs).
+    pub member_roles: Vec<RoleId>,
 }
 
 /// A guild as received in GUILD_CREATE.

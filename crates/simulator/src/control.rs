@@ -1,6 +1,7 @@
 //! The control API under `/control` (no authentication): ground truth, the REST log,
-//! injected interactions, faults, traffic and status — the same operations as the Rust
-//! [`Simulator`](crate::Simulator) methods, for bots in any language.
+//! injected interactions and messages, what the bot posted, faults, traffic and status — the
+//! same operations as the Rust [`Simulator`](crate::Simulator) methods, for bots in any
+//! language.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
-    Fault, InteractionRequest, SimError, faults, ground_truth, sim,
+    Fault, InteractionRequest, MessageRequest, SimError, faults, ground_truth, messages, sim,
     state::{Shared, lock},
 };
 
@@ -29,6 +30,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/status", get(status))
         .route("/interactions", post(inject_interaction))
         .route("/interactions/{id}", get(interaction))
+        .route("/messages", post(inject_message))
+        .route("/channels/{id}/bot-messages", get(bot_messages))
         .route("/faults", post(inject_fault))
         .route("/traffic", post(traffic))
         .with_state(shared)
@@ -94,6 +97,31 @@ async fn interaction(State(shared): State<Arc<Shared>>, Path(id): Path<String>) 
         Some(record) => Json(record).into_response(),
         None => error(StatusCode::NOT_FOUND, "unknown interaction"),
     }
+}
+
+async fn inject_message(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let request: MessageRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
+    match messages::inject(&shared, request) {
+        Ok(injected) => Json(injected).into_response(),
+        Err(e) => sim_error(&e),
+    }
+}
+
+async fn bot_messages(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let Ok(channel_id) = id.parse::<u64>() else {
+        return error(StatusCode::BAD_REQUEST, "channel id must be a snowflake");
+    };
+    let posted = lock(&shared.messages).bot_messages(channel_id);
+    if posted.is_empty() && shared.world().find_channel(channel_id).is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("unknown channel {channel_id}"),
+        );
+    }
+    Json(posted).into_response()
 }
 
 async fn inject_fault(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {

@@ -65,4 +65,10 @@ pub enum SimError {
         /// What is wrong with the request.
         reason: String,
     },
+    /// An injected message could not be posted.
+    #[error("invalid message request: {reason}")]
+    InvalidMessage {
+        /// What is wrong with the request.
+        reason: String,
+    },
 }

@@ -31,6 +31,7 @@
 //! - `emit`: world changes and the dispatches announcing them, shared by traffic and REST.
 //! - `traffic`: the paced event stream and the firehose.
 //! - `interactions`, `commands`: interactions, their responses, registered commands.
+//! - `messages`: messages typed by members on request, and what the bot posted in channels.
 //! - `faults`: gateway and REST fault injection.
 //! - `ground_truth`: what was dispatched, for assertions.
 //! - `rng`, `snowflake`, `ids`: seeded randomness, snowflake ids, id (de)serialization.
@@ -57,6 +58,7 @@ mod ground_truth;
 mod ids;
 mod interactions;
 mod listener;
+mod messages;
 mod rest;
 mod rng;
 mod sim;
@@ -75,6 +77,7 @@ pub use crate::{
         CallbackRecord, InjectedInteraction, InteractionKind, InteractionRecord,
         InteractionRequest, WebhookRecord,
     },
+    messages::{BotMessage, InjectedMessage, MessageRequest},
     rest::log::RestCall,
     sim::{SimInfo, Simulator, Status},
 };

@@ -11,11 +11,11 @@ use tokio::{
 };
 
 use crate::{
-    Community, Fault, GroundTruth, InjectedInteraction, InteractionRecord, InteractionRequest,
-    RestCall, SimConfig, SimError,
+    BotMessage, Community, Fault, GroundTruth, InjectedInteraction, InjectedMessage,
+    InteractionRecord, InteractionRequest, MessageRequest, RestCall, SimConfig, SimError,
     community::generate,
     gateway::session::SessionStatus,
-    ground_truth, interactions, listener, rest,
+    ground_truth, interactions, listener, messages, rest,
     state::{Shared, lock},
     traffic,
 };
@@ -153,6 +153,14 @@ impl Simulator {
         ground_truth::snapshot(&self.shared)
     }
 
+    /// A member's roles now (without @everyone), or `None` if the guild or
+    /// member is unknown: what role changes over REST have made of them.
+    pub fn member_roles(&self, guild_id: u64, user_id: u64) -> Option<Vec<u64>> {
+        let world = self.shared.world();
+        let guild = world.guilds.iter().find(|g| g.id == guild_id)?;
+        guild.member(user_id).map(|m| m.roles.clone())
+    }
+
     /// Every REST call so far (the last 100,000).
     pub fn rest_log(&self) -> Vec<RestCall> {
         lock(&self.shared.rest_log).all()
@@ -174,6 +182,25 @@ impl Simulator {
     /// What the bot answered to an interaction (callback, edits, followups, timings).
     pub fn interaction_responses(&self, id: u64) -> Option<InteractionRecord> {
         interaction_record(&self.shared, id)
+    }
+
+    /// Posts a message as a member typed it (`!role add Chess`) and dispatches its
+    /// MESSAGE_CREATE on the guild's shard, with the member object, counted in the ground
+    /// truth like any other message. When no session covers the guild, the message is
+    /// stored all the same and [`InjectedMessage::dispatched`] is false.
+    ///
+    /// # Errors
+    ///
+    /// Unknown guild, channel or member; a channel that is not a text channel or thread; or
+    /// content that is empty or longer than 2000 characters.
+    pub fn inject_message(&self, request: MessageRequest) -> Result<InjectedMessage, SimError> {
+        messages::inject(&self.shared, request)
+    }
+
+    /// What the bot posted in a channel with `POST /channels/{id}/messages`, oldest first
+    /// (the last 100,000 bot messages across all channels are kept).
+    pub fn bot_messages(&self, channel_id: u64) -> Vec<BotMessage> {
+        lock(&self.shared.messages).bot_messages(channel_id)
     }
 
     /// Injects a fault.

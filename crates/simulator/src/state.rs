@@ -19,6 +19,7 @@ use crate::{
     faults::RestFaults,
     gateway::session::Hub,
     interactions::InteractionRegistry,
+    messages::MessageLog,
     rest::{log::RestLog, ratelimit::RateLimiter},
 };
 
@@ -105,6 +106,8 @@ pub(crate) struct Shared {
     world: Mutex<World>,
     pub(crate) hub: Hub,
     pub(crate) interactions: Mutex<InteractionRegistry>,
+    /// Injected messages and what the bot posted in channels.
+    pub(crate) messages: Mutex<MessageLog>,
     pub(crate) commands: Mutex<CommandRegistry>,
     pub(crate) rest_log: Mutex<RestLog>,
     pub(crate) rest_faults: Mutex<RestFaults>,
@@ -131,6 +134,7 @@ impl Shared {
             application_id: world.bot.application_id,
             world: Mutex::new(world),
             interactions: Mutex::new(InteractionRegistry::default()),
+            messages: Mutex::new(MessageLog::default()),
             commands: Mutex::new(CommandRegistry::default()),
             rest_log: Mutex::new(RestLog::default()),
             rest_faults: Mutex::new(RestFaults::default()),

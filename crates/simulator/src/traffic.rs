@@ -339,6 +339,7 @@ impl Generator {
             revision: 0,
             body: MessageBody::Generated,
             webhook_id: None,
+            reply_to: None,
             flags: 0,
             dispatched: false,
         };

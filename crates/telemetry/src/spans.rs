@@ -2,7 +2,8 @@
 //! fields (declared when the span is created) cannot carry.
 
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::otel::SpanExt as _;
 
 /// Sets `flags.<name> = on` on `span`, as the traced bots of the seed posts
 /// do for every feature flag a command evaluated. Does nothing when spans

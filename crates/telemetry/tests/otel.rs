@@ -12,6 +12,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use guildscope_telemetry::otel::SpanExt as _;
 use guildscope_telemetry::otel::{
     LogFormat, OtlpEndpoint, OtlpProtocol, ParentSampling, Signal, SpanCounts, TelemetryConfig,
     TelemetryGuard, build_with_writer, current_trace_id,
@@ -22,7 +23,6 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use serde_json::Value;
 use tracing::Instrument as _;
 use tracing::instrument::WithSubscriber as _;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// How long a test waits for spans that should arrive.

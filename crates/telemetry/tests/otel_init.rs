@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use guildscope_telemetry::otel::SpanExt as _;
 use guildscope_telemetry::otel::{
     LogFormat, OtlpEndpoint, OtlpProtocol, TelemetryConfig, TelemetryError, current_trace_id, init,
 };
 use guildscope_testkit::otlp::OtlpReceiver;
 use opentelemetry::trace::{Span as _, Tracer as _};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_installs_the_pipeline_the_tracer_provider_and_the_propagator() {

@@ -4,6 +4,12 @@
 //! Prometheus scraped every second, StatsD to a local socket), alternating
 //! in child processes so both see the same machine.
 //!
+//! The OTLP receiver and the StatsD socket stand for a collector and a
+//! StatsD server, which are never part of the bot's process: they run in
+//! the parent process, so a child's CPU time is the bot's (and the
+//! simulator's, the same with telemetry off and on). A phase run on its own
+//! (`--phase on`) starts them in its own process instead.
+//!
 //! Each run has two phases: commands alone at a fixed rate (their latency,
 //! and whether any span was dropped), then a firehose of messages with
 //! commands alongside (throughput at saturation). The command is `/ping`:
@@ -40,6 +46,12 @@ use crate::{
 
 /// Guilds in the simulated community.
 const GUILDS: u32 = 2;
+
+/// The OTLP/gRPC endpoint the parent hands a phase (the receiver it runs).
+const OTLP_ENDPOINT_VAR: &str = "GUILDSCOPE_BENCH_OTLP_ENDPOINT";
+
+/// The StatsD address the parent hands a phase (the socket it counts on).
+const STATSD_ADDR_VAR: &str = "GUILDSCOPE_BENCH_STATSD_ADDR";
 
 /// What one child process measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,6 +108,16 @@ async fn rounds(args: &BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
                 .args(["--commands", &args.commands.to_string()])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit());
+            let peers = match phase {
+                TelemetryPhase::On => {
+                    let peers = Peers::start().await?;
+                    command
+                        .env(OTLP_ENDPOINT_VAR, peers.otlp.grpc_endpoint())
+                        .env(STATSD_ADDR_VAR, peers.statsd_addr.to_string());
+                    Some(peers)
+                }
+                TelemetryPhase::Off => None,
+            };
             let output = tokio::task::spawn_blocking(move || command.output())
                 .await
                 .context("while running a benchmark phase")?
@@ -105,8 +127,14 @@ async fn rounds(args: &BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
             }
             let stdout = String::from_utf8_lossy(&output.stdout);
             let line = stdout.lines().last().unwrap_or_default();
-            let result: PhaseResult = serde_json::from_str(line)
+            let mut result: PhaseResult = serde_json::from_str(line)
                 .with_context(|| format!("while reading the phase's result {line:?}"))?;
+            if let Some(peers) = peers {
+                // The child flushed its spans before it exited.
+                result.spans_received = peers.otlp.spans().len() as u64;
+                result.statsd_datagrams = peers.datagrams.load(Ordering::Relaxed);
+                peers.stop().await;
+            }
             eprintln!(
                 "round {} {:<3}: {:>8.0} msg/s, command p50 {} µs p99 {} µs, spans {}/{} exported",
                 round + 1,
@@ -205,11 +233,42 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
     );
 }
 
-/// The exporters' peers, alive for the whole phase.
+/// The exporters' peers, alive for the whole phase: an OTLP receiver and a
+/// UDP socket counting StatsD datagrams.
 struct Peers {
     otlp: OtlpReceiver,
+    statsd_addr: std::net::SocketAddr,
     datagrams: Arc<AtomicU64>,
-    scrapes: Arc<AtomicU64>,
+    counting: tokio::task::JoinHandle<()>,
+}
+
+impl Peers {
+    async fn start() -> anyhow::Result<Self> {
+        let otlp = OtlpReceiver::start()
+            .await
+            .context("while starting the OTLP receiver")?;
+        let statsd = UdpSocket::bind("127.0.0.1:0").await?;
+        let statsd_addr = statsd.local_addr()?;
+        let datagrams = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&datagrams);
+        let counting = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            while statsd.recv(&mut buf).await.is_ok() {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        Ok(Self {
+            otlp,
+            statsd_addr,
+            datagrams,
+            counting,
+        })
+    }
+
+    async fn stop(self) {
+        self.counting.abort();
+        self.otlp.shutdown().await;
+    }
 }
 
 async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseResult> {
@@ -220,12 +279,12 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     let database_text = database.display().to_string();
     super::super::remove_sqlite_files(&database_text)?;
 
-    let (telemetry, peers) = if on {
-        let (telemetry, peers) = start_telemetry().await?;
-        (Some(telemetry), Some(peers))
+    let (telemetry, scrapes, own_peers) = if on {
+        let (telemetry, scrapes, own_peers) = start_telemetry().await?;
+        (Some(telemetry), Some(scrapes), own_peers)
     } else {
         logging::init("warn", LogFormat::Auto);
-        (None, None)
+        (None, None, None)
     };
 
     let simulator = Simulator::start(SimConfig {
@@ -329,17 +388,26 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     running.stop().await?;
     simulator.shutdown().await;
     let (spans_ended, spans_exported, spans_received, statsd_datagrams, scrapes) =
-        match (telemetry, peers) {
-            (Some(telemetry), Some(peers)) => {
+        match (telemetry, scrapes) {
+            (Some(telemetry), Some(scrapes)) => {
                 let counter = telemetry.span_counter();
                 telemetry.shutdown().await;
                 let counts = counter.counts();
+                // Peers of this process when it runs alone; the parent counts
+                // what reached its own.
+                let (received, datagrams) = match &own_peers {
+                    Some(peers) => (
+                        peers.otlp.spans().len() as u64,
+                        peers.datagrams.load(Ordering::Relaxed),
+                    ),
+                    None => (0, 0),
+                };
                 (
                     counts.ended,
                     counts.exported,
-                    peers.otlp.spans().len() as u64,
-                    peers.datagrams.load(Ordering::Relaxed),
-                    peers.scrapes.load(Ordering::Relaxed),
+                    received,
+                    datagrams,
+                    scrapes.load(Ordering::Relaxed),
                 )
             }
             _ => (0, 0, 0, 0, 0),
@@ -374,29 +442,33 @@ fn messages_handled(stats: &BotStats) -> u64 {
         .unwrap_or(0)
 }
 
-/// Every exporter on, each pointed at a peer in this process.
-async fn start_telemetry() -> anyhow::Result<(Telemetry, Peers)> {
-    let otlp = OtlpReceiver::start()
-        .await
-        .context("while starting the OTLP receiver")?;
-    let statsd = UdpSocket::bind("127.0.0.1:0").await?;
-    let statsd_addr = statsd.local_addr()?;
-    let datagrams = Arc::new(AtomicU64::new(0));
-    let counted = Arc::clone(&datagrams);
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 65_536];
-        while statsd.recv(&mut buf).await.is_ok() {
-            counted.fetch_add(1, Ordering::Relaxed);
+/// Every exporter on, each pointed at a peer: the parent's when it handed
+/// them over, otherwise peers started in this process (returned). Also
+/// returns the count of Prometheus scrapes, which this process makes.
+async fn start_telemetry() -> anyhow::Result<(Telemetry, Arc<AtomicU64>, Option<Peers>)> {
+    let handed = (
+        std::env::var(OTLP_ENDPOINT_VAR).ok(),
+        std::env::var(STATSD_ADDR_VAR).ok(),
+    );
+    let (otlp_endpoint, statsd_addr, own_peers) = match handed {
+        (Some(otlp), Some(statsd)) => (otlp, statsd, None),
+        _ => {
+            let peers = Peers::start().await?;
+            (
+                peers.otlp.grpc_endpoint(),
+                peers.statsd_addr.to_string(),
+                Some(peers),
+            )
         }
-    });
+    };
 
     let mut config = Config::load(None, &Overrides::default())?;
     config.log_level = "warn".into();
-    config.telemetry.traces.endpoint = Some(otlp.grpc_endpoint());
+    config.telemetry.traces.endpoint = Some(otlp_endpoint);
     config.telemetry.traces.protocol = crate::config::OtlpProtocol::Grpc;
     config.telemetry.traces.sample_ratio = 1.0;
     config.telemetry.metrics.listen = Some("127.0.0.1:0".parse()?);
-    config.telemetry.statsd = Some(StatsdConfig::new(statsd_addr.to_string())?);
+    config.telemetry.statsd = Some(StatsdConfig::new(statsd_addr)?);
     let guard = otel::init(&otel_config(&config)?)?;
     let telemetry = Telemetry::start_with(guard, &config.telemetry).await?;
 
@@ -413,14 +485,7 @@ async fn start_telemetry() -> anyhow::Result<(Telemetry, Peers)> {
             }
         });
     }
-    Ok((
-        telemetry,
-        Peers {
-            otlp,
-            datagrams,
-            scrapes,
-        },
-    ))
+    Ok((telemetry, scrapes, own_peers))
 }
 
 /// One `GET /metrics`, as a scraper would send it.

@@ -4,8 +4,10 @@
 //! opcode, sequence and dispatch name, then deserializes only the payload
 //! fields guildscope keeps (see [`wire`]) into `guildscope_model::Event`.
 //! Anything that does not parse is reported as a [`DecodeError`] so the shard
-//! can count it; nothing here panics on bad input.
+//! can count it; nothing here panics on bad input. What is read out of message
+//! content (a keyed hash, a prefix command) is decided by [`Reading`].
 
+mod command;
 mod interaction;
 pub(crate) mod names;
 pub(crate) mod wire;
@@ -15,7 +17,26 @@ use serde::{Deserialize, de::IgnoredAny};
 use twilight_model::gateway::event::GatewayEventDeserializer;
 
 use self::wire::Frame;
-use crate::ContentKey;
+use crate::{ContentKey, PrefixCommands};
+
+/// What decoding may read out of a message's content; by default, nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Reading<'r> {
+    /// The key for a keyed hash of the content, when configured.
+    pub(crate) content_key: Option<&'r ContentKey>,
+    /// The prefix commands to look for, when configured.
+    pub(crate) prefix_commands: Option<&'r PrefixCommands>,
+}
+
+impl<'r> From<Option<&'r ContentKey>> for Reading<'r> {
+    /// A keyed hash at most; no prefix commands.
+    fn from(content_key: Option<&'r ContentKey>) -> Self {
+        Self {
+            content_key,
+            prefix_commands: None,
+        }
+    }
+}
 
 /// A frame, decoded.
 #[derive(Debug)]
@@ -104,11 +125,13 @@ impl DecodeError {
     }
 }
 
-/// Decodes one text frame.
-pub(crate) fn decode<'a>(
+/// Decodes one text frame, reading from message content what `reading`
+/// asks for and nothing else.
+pub(crate) fn decode<'a, 'r>(
     text: &'a str,
-    key: Option<&ContentKey>,
+    reading: impl Into<Reading<'r>>,
 ) -> Result<Decoded<'a>, DecodeError> {
+    let reading = reading.into();
     let header = GatewayEventDeserializer::from_json(text).ok_or(DecodeError::Malformed(None))?;
     let (op, sequence, name) = header.into_parts();
     if op != 0 {
@@ -138,7 +161,7 @@ pub(crate) fn decode<'a>(
             event: Event::Other,
         });
     };
-    let event = dispatch(names::DISPATCH_NAMES[slot], text, key)
+    let event = dispatch(names::DISPATCH_NAMES[slot], text, reading)
         .map_err(|source| DecodeError::Payload { slot, source })?;
     Ok(Decoded::Dispatch {
         sequence,
@@ -159,7 +182,7 @@ fn payload<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, Option<serde_json
 fn dispatch(
     name: &'static str,
     text: &str,
-    key: Option<&ContentKey>,
+    reading: Reading<'_>,
 ) -> Result<Event, Option<serde_json::Error>> {
     let guild = |id: twilight_model::id::Id<twilight_model::id::marker::GuildMarker>| {
         GuildId::new(id.get())
@@ -167,7 +190,13 @@ fn dispatch(
     Ok(match name {
         // The hot path first.
         "MESSAGE_CREATE" => {
-            Event::MessageCreate(payload::<wire::Message<'_>>(text)?.into_meta(None, key))
+            let message = payload::<wire::Message<'_>>(text)?;
+            let command = reading
+                .prefix_commands
+                .and_then(|commands| message.command(commands, text));
+            let mut meta = message.into_meta(None, reading.content_key);
+            meta.command = command;
+            Event::MessageCreate(meta)
         }
         "MESSAGE_UPDATE" => {
             let update = payload::<wire::MessageUpdate<'_>>(text)?;

@@ -70,6 +70,137 @@ fn system_and_webhook_messages_are_flagged() {
     assert!(meta.is_webhook && !meta.is_system);
 }
 
+/// The prefix commands the decoding tests look for.
+fn bang() -> crate::PrefixCommands {
+    crate::PrefixCommands {
+        prefix: "!".to_owned(),
+        commands: ["role", "stats", "ping", "help"]
+            .map(str::to_owned)
+            .to_vec(),
+    }
+}
+
+/// A MESSAGE_CREATE from a member with two roles, with `content`.
+fn typed(content: &str) -> String {
+    MESSAGE_CREATE
+        .replace("the secret plan \\u00e9", content)
+        .replace(
+            r#""member":{"roles":[]"#,
+            r#""member":{"roles":["300000000000000001","300000000000000002"]"#,
+        )
+}
+
+/// The MessageMeta of a frame decoded with prefix commands (and a key, if given).
+fn decoded_with_commands(
+    text: &str,
+    key: Option<&crate::ContentKey>,
+) -> guildscope_model::MessageMeta {
+    let commands = bang();
+    let reading = super::Reading {
+        content_key: key,
+        prefix_commands: Some(&commands),
+    };
+    match decode(text, reading) {
+        Ok(Decoded::Dispatch {
+            event: Event::MessageCreate(meta),
+            ..
+        }) => meta,
+        other => panic!("expected a MESSAGE_CREATE, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_prefix_command_carries_its_name_args_and_the_members_roles() {
+    let meta = decoded_with_commands(&typed("!Role  add Chess Club "), None);
+    let command = meta.command.expect("a command");
+    assert_eq!(command.name, "role");
+    assert_eq!(command.args, "add Chess Club");
+    assert_eq!(
+        command.member_roles,
+        vec![
+            RoleId::new(300_000_000_000_000_001),
+            RoleId::new(300_000_000_000_000_002)
+        ]
+    );
+    // The rest of the metadata is what it always is.
+    assert_eq!(meta.id, MessageId::new(1_213_111_111_111_111_111));
+    assert_eq!(meta.author_id, UserId::new(80_000_000_000_000_001));
+
+    let ping = decoded_with_commands(&typed("!ping"), None);
+    let ping = ping.command.expect("a command");
+    assert_eq!((ping.name.as_str(), ping.args.as_str()), ("ping", ""));
+}
+
+#[test]
+fn a_command_in_a_dm_has_no_roles() {
+    let dm = typed("!stats me").replace(
+        r#","guild_id":"81384788765712384","member":{"roles":["300000000000000001","300000000000000002"],"joined_at":"2020-01-01T00:00:00+00:00"}"#,
+        "",
+    );
+    assert!(!dm.contains("member"), "the DM frame has no member object");
+    let meta = decoded_with_commands(&dm, None);
+    assert_eq!(meta.guild_id, None);
+    let command = meta.command.expect("a command");
+    assert_eq!(
+        (command.name.as_str(), command.args.as_str()),
+        ("stats", "me")
+    );
+    assert!(command.member_roles.is_empty());
+}
+
+#[test]
+fn only_people_writing_a_known_command_give_a_command() {
+    for (what, text) in [
+        ("no prefix", typed("role add Chess")),
+        ("unknown command", typed("!roles add Chess")),
+        ("prefix alone", typed("!")),
+        ("command not at the start", typed("see !role add Chess")),
+        (
+            "a bot",
+            typed("!ping").replace(r#""bot":false"#, r#""bot":true"#),
+        ),
+        (
+            "a webhook",
+            typed("!ping").replace(r#""flags":0"#, r#""flags":0,"webhook_id":"123""#),
+        ),
+        (
+            "a system message",
+            typed("!ping").replace(r#""type":0"#, r#""type":7"#),
+        ),
+        (
+            "no content",
+            MESSAGE_CREATE.replace(r#""content":"the secret plan \u00e9","#, ""),
+        ),
+    ] {
+        assert_eq!(decoded_with_commands(&text, None).command, None, "{what}");
+    }
+    // A reply (type 19) is written by a person.
+    let reply = typed("!ping").replace(r#""type":0"#, r#""type":19"#);
+    assert!(decoded_with_commands(&reply, None).command.is_some());
+}
+
+#[test]
+fn without_prefix_commands_no_message_is_a_command() {
+    let (_, _, Event::MessageCreate(meta)) = dispatch(&typed("!role add Chess")) else {
+        panic!("expected MessageCreate");
+    };
+    assert_eq!(meta.command, None);
+}
+
+#[test]
+fn content_that_is_not_a_command_survives_nowhere() {
+    let canary = "canary-7f3a9c plans for tuesday";
+    let key = crate::ContentKey::new(&guildscope_model::Secret::new("operator key"));
+    let meta = decoded_with_commands(&typed(canary), Some(&key));
+    assert_eq!(meta.command, None);
+    assert_eq!(meta.keyed_hash, Some(key.hash(canary)));
+    assert!(!format!("{meta:?}").contains("canary"));
+    // A command keeps its arguments and nothing else of the content.
+    let meta = decoded_with_commands(&typed("!role add Chess"), Some(&key));
+    let debug = format!("{meta:?}");
+    assert!(debug.contains("add Chess") && !debug.contains("!role"));
+}
+
 #[test]
 fn message_without_timestamp_falls_back_to_the_snowflake_time() {
     let text = MESSAGE_CREATE.replace(r#""timestamp":"2024-03-01T12:00:00.500000+00:00","#, "");

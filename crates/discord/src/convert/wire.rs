@@ -7,12 +7,12 @@
 //! payload from a newer API version (or another Discord implementation) still
 //! parses.
 
-use crate::ContentKey;
+use crate::{ContentKey, PrefixCommands};
 use std::borrow::Cow;
 
 use guildscope_model::{
     ApplicationId, ChannelId, ChannelInfo, ChannelKind, GuildId, GuildSnapshot, MemberInfo,
-    MessageId, MessageMeta, RoleId, RoleInfo, Snowflake, ThreadInfo, UserId,
+    MessageCommand, MessageId, MessageMeta, RoleId, RoleInfo, Snowflake, ThreadInfo, UserId,
 };
 use serde::{Deserialize, Deserializer, de::IgnoredAny};
 use twilight_model::{
@@ -86,10 +86,29 @@ pub(crate) struct Message<'a> {
     /// ISO 8601 creation time.
     #[serde(default, borrow)]
     timestamp: Option<Cow<'a, str>>,
-    /// The content, borrowed from the frame only to compute a keyed hash when
-    /// one is configured; it never leaves [`Message::into_meta`].
+    /// The content, borrowed from the frame only to compute a keyed hash and
+    /// to find a prefix command when those are configured; it never leaves
+    /// [`Message::into_meta`] and [`Message::command`].
     #[serde(default, borrow)]
     content: Option<Cow<'a, str>>,
+}
+
+/// The roles of a message's author, read from the `member` object of a
+/// MESSAGE_CREATE frame. Read only once the message turned out to be a
+/// command, so ordinary messages never allocate for them.
+#[derive(Deserialize)]
+struct MessageMemberRoles {
+    /// The member object; absent in DMs.
+    #[serde(default)]
+    member: Option<MemberRoles>,
+}
+
+/// A member object of which only the roles matter.
+#[derive(Deserialize)]
+struct MemberRoles {
+    /// Role ids.
+    #[serde(default)]
+    roles: Vec<Id<RoleMarker>>,
 }
 
 /// A message author, without names or avatars.
@@ -113,8 +132,42 @@ const fn is_user_message_kind(kind: u8) -> bool {
 }
 
 impl Message<'_> {
-    /// The message's metadata. `guild_id` fills in the guild when the payload
-    /// has none (REST history responses).
+    /// Whether Discord generated the message (joins, pins, boosts) rather
+    /// than a person.
+    fn is_system(&self) -> bool {
+        self.author.system.unwrap_or(false) || !is_user_message_kind(self.kind)
+    }
+
+    /// The prefix command this message is, if it is one: written by a person
+    /// (not a bot, a webhook or Discord), starting with one of `commands`.
+    /// `frame` is the MESSAGE_CREATE frame the message was read from; the
+    /// author's roles are read from it only when there is a command.
+    pub(crate) fn command(
+        &self,
+        commands: &PrefixCommands,
+        frame: &str,
+    ) -> Option<Box<MessageCommand>> {
+        if self.author.bot.unwrap_or(false) || self.webhook_id.is_some() || self.is_system() {
+            return None;
+        }
+        let line = super::command::find(self.content.as_deref()?, commands)?;
+        // A frame that parsed as a message parses again; should the member
+        // object not, the command runs with no roles, which grants nothing.
+        let roles = serde_json::from_str::<Frame<MessageMemberRoles>>(frame)
+            .ok()
+            .and_then(|frame| frame.d.member)
+            .map(|member| member.roles)
+            .unwrap_or_default();
+        Some(Box::new(MessageCommand {
+            name: line.name.to_lowercase(),
+            args: line.args.to_owned(),
+            member_roles: roles.into_iter().map(|r| RoleId::new(r.get())).collect(),
+        }))
+    }
+
+    /// The message's metadata, without a command (see [`Message::command`]).
+    /// `guild_id` fills in the guild when the payload has none (REST history
+    /// responses).
     pub(crate) fn into_meta(
         self,
         guild_id: Option<GuildId>,
@@ -132,13 +185,14 @@ impl Message<'_> {
             channel_id: ChannelId::new(self.channel_id.get()),
             author_id: UserId::new(self.author.id.get()),
             author_is_bot: self.author.bot.unwrap_or(false),
-            is_system: self.author.system.unwrap_or(false) || !is_user_message_kind(self.kind),
+            is_system: self.is_system(),
             is_webhook: self.webhook_id.is_some(),
             created_at_ms: self
                 .timestamp
                 .as_deref()
                 .and_then(parse_ms)
                 .unwrap_or_else(|| snowflake_ms(id)),
+            command: None,
         }
     }
 }

@@ -8,18 +8,20 @@
 //! close. Every dispatch goes on the bus with its own root span (see
 //! `trace`).
 
+mod bus;
 mod runner;
 mod stats;
 mod trace;
 
 use std::{sync::Arc, time::Duration};
 
-use guildscope_model::{Envelope, GuildId, Snowflake};
-use tokio::sync::{mpsc, watch};
+use guildscope_model::{GuildId, Snowflake};
+use tokio::sync::watch;
 use tracing::{Instrument, info};
 use twilight_gateway::{ConfigBuilder, MessageSender, Shard, ShardId, queue::InMemoryQueue};
 use twilight_model::{gateway::payload::outgoing::RequestGuildMembers, id::Id};
 
+pub use self::bus::EventBus;
 use self::runner::{Runner, ShardExit, fatal_reason};
 use crate::{
     config::DiscordConfig,
@@ -112,8 +114,9 @@ pub struct Gateway {
     /// Controls the running shards.
     pub handle: GatewayHandle,
     /// The event bus: every dispatch, from every shard, in arrival order per
-    /// shard. It ends (`recv` returns `None`) once every shard has stopped.
-    pub events: mpsc::Receiver<Envelope>,
+    /// shard, commands ahead of other traffic. It ends (`recv` returns
+    /// `None`) once every shard has stopped.
+    pub events: EventBus,
 }
 
 impl Gateway {
@@ -177,7 +180,7 @@ impl Gateway {
 
         let shard_config = ConfigBuilder::new(
             config.token.expose().to_owned(),
-            config.intents.to_twilight(),
+            config.gateway_intents().to_twilight(),
         )
         .large_threshold(config.large_threshold)
         .proxy_url(url)
@@ -186,7 +189,7 @@ impl Gateway {
 
         let stats = Arc::new(GatewayStats::new(total));
         let trace_budget = Arc::new(trace::TraceBudget::new(config.traced_events_per_second));
-        let (bus, events) = mpsc::channel(config.bus_capacity);
+        let (bus, events) = bus::channel(config.bus_capacity);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let status = Arc::new(watch::Sender::new(Status {
             running: usize::try_from(total).unwrap_or(usize::MAX),
@@ -203,6 +206,7 @@ impl Gateway {
                 stats: Arc::clone(&stats),
                 shutdown: shutdown_rx.clone(),
                 content_key: config.content_key.clone(),
+                prefix_commands: config.prefix_commands.clone(),
                 trace_budget: Arc::clone(&trace_budget),
             };
             let guard = ExitGuard {

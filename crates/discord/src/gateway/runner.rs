@@ -52,13 +52,15 @@ pub(crate) struct Runner {
     /// The shard number.
     pub(crate) id: u32,
     /// The event bus.
-    pub(crate) bus: mpsc::Sender<Envelope>,
+    pub(crate) bus: super::bus::BusSender,
     /// Shared counters.
     pub(crate) stats: Arc<GatewayStats>,
     /// Becomes `true` when the gateway shuts down.
     pub(crate) shutdown: watch::Receiver<bool>,
     /// The key for keyed hashes of message content, when configured.
     pub(crate) content_key: Option<crate::ContentKey>,
+    /// The prefix commands to find in messages, when configured.
+    pub(crate) prefix_commands: Option<crate::PrefixCommands>,
     /// Which events get a root span.
     pub(crate) trace_budget: Arc<trace::TraceBudget>,
 }
@@ -148,7 +150,13 @@ impl Runner {
 
     /// Decodes, counts and forwards one text frame.
     async fn handle_text(&mut self, text: &str, received_at: std::time::Instant) -> Next {
-        let decoded = match convert::decode(text, self.content_key.as_ref()) {
+        let decoded = match convert::decode(
+            text,
+            convert::Reading {
+                content_key: self.content_key.as_ref(),
+                prefix_commands: self.prefix_commands.as_ref(),
+            },
+        ) {
             Ok(decoded) => decoded,
             Err(error) => {
                 self.stats.record_parse_error();
@@ -202,7 +210,7 @@ impl Runner {
                 } else {
                     Span::none()
                 };
-                let queued = trace::queue_span(&span);
+                let queued = trace::queued(&span);
                 let envelope = Envelope {
                     shard: self.id,
                     sequence,
@@ -329,7 +337,8 @@ fn poll_shard(
 
 /// Puts an envelope on the bus, waiting (and counting the wait) when the bus
 /// is full.
-async fn publish(bus: &mpsc::Sender<Envelope>, stats: &GatewayStats, envelope: Envelope) -> Next {
+async fn publish(bus: &super::bus::BusSender, stats: &GatewayStats, envelope: Envelope) -> Next {
+    let bus = bus.lane(&envelope);
     match bus.try_send(envelope) {
         Ok(()) => Next::Continue,
         Err(mpsc::error::TrySendError::Full(envelope)) => {

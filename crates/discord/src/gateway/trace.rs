@@ -1,17 +1,19 @@
-//! The spans every gateway event carries: a root `discord.event` span and a
-//! `bus.queue` child that covers the wait on the event bus.
+//! The span every traced gateway event carries: a root `discord.event` span,
+//! and the timing of its wait on the event bus, recorded on it as
+//! `bus.queue_ms` when the consumer takes the event off the bus.
 //!
-//! Both are DEBUG spans, so a subscriber that only wants INFO (the default
-//! log filter) skips them at the cost of a level check; a tracing pipeline
-//! with its own filter (OpenTelemetry) still sees them. Only ids, names and
-//! counters are recorded, never anything a person wrote.
+//! It is a DEBUG span, so a subscriber that only wants INFO (the default log
+//! filter) skips it at the cost of a level check; a tracing pipeline with its
+//! own filter (OpenTelemetry) still sees it. Only ids, names and counters are
+//! recorded, never anything a person wrote.
 
 use std::{
+    fmt,
     sync::atomic::{AtomicU32, AtomicU64, Ordering},
     time::Instant,
 };
 
-use guildscope_model::Event;
+use guildscope_model::{Event, Queued, Snowflake};
 use tracing::{Span, field};
 
 /// How many gateway events per second get a root span, shared by every
@@ -70,60 +72,55 @@ impl TraceBudget {
 
 /// The root span of one dispatch, with no parent whatever span is current.
 ///
-/// Declares, empty, the fields the bot records once it has handled the
-/// event: a field can only be recorded if it was declared at creation.
+/// Every value known now is recorded as the span is created, which costs a
+/// subscriber one call instead of one per field. The fields the bot records
+/// once it has handled the event are declared empty: a field can only be
+/// recorded if it was declared at creation.
 pub(crate) fn event_span(shard: u32, sequence: u64, name: &'static str, event: &Event) -> Span {
-    let span = tracing::debug_span!(
+    let command = match event {
+        Event::Interaction(interaction) => Some(interaction),
+        _ => None,
+    };
+    // Ids are exported as decimal strings: a snowflake may outgrow an i64
+    // attribute, and BI tools join on the text form. They are recorded as
+    // u64, which the span layer writes as decimal text without formatting
+    // machinery, as `tracing-opentelemetry` did (other subscribers print
+    // them the same). A command name is one the bot registered, not text a
+    // person wrote.
+    tracing::debug_span!(
         parent: None,
         "discord.event",
         discord.event = name,
         discord.shard_id = shard,
         discord.sequence = sequence,
-        discord.guild_id = field::Empty,
-        discord.channel_id = field::Empty,
-        discord.user_id = field::Empty,
-        discord.message_id = field::Empty,
-        discord.interaction_id = field::Empty,
-        command.name = field::Empty,
+        discord.guild_id = event.guild_id().map(Snowflake::get),
+        discord.channel_id = event.channel_id().map(Snowflake::get),
+        discord.user_id = event.user_id().map(Snowflake::get),
+        discord.message_id = event.message_id().map(Snowflake::get),
+        discord.interaction_id = command.map(|c| c.id.get()),
+        bus.queue_ms = field::Empty,
+        command.name = command.map(|c| c.name.as_str()),
         command.outcome = field::Empty,
         error = field::Empty,
-        otel.name = field::Empty,
+        otel.name = command.map(|c| field::display(Slash(&c.name))),
         otel.status_code = field::Empty,
         otel.status_description = field::Empty,
-    );
-    if span.is_disabled() {
-        return span;
-    }
-    // Ids are recorded as decimal strings: a snowflake may outgrow an i64
-    // attribute, and BI tools join on the text form.
-    if let Some(guild) = event.guild_id() {
-        span.record("discord.guild_id", field::display(guild));
-    }
-    if let Some(channel) = event.channel_id() {
-        span.record("discord.channel_id", field::display(channel));
-    }
-    if let Some(user) = event.user_id() {
-        span.record("discord.user_id", field::display(user));
-    }
-    if let Some(message) = event.message_id() {
-        span.record("discord.message_id", field::display(message));
-    }
-    if let Event::Interaction(interaction) = event {
-        span.record("discord.interaction_id", field::display(interaction.id));
-        // A command name is one the bot registered, not text a person wrote.
-        span.record("command.name", interaction.name.as_str());
-        span.record("otel.name", format_args!("/{}", interaction.name));
-    }
-    span
+    )
 }
 
-/// The `bus.queue` child of an event's root span, opened as the envelope is
-/// put on the bus. Disabled when the root span is.
-pub(crate) fn queue_span(root: &Span) -> Span {
-    if root.is_disabled() {
-        return Span::none();
+/// A command's span name: `/name`.
+struct Slash<'a>(&'a str);
+
+impl fmt::Display for Slash<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}", self.0)
     }
-    tracing::debug_span!(parent: root, "bus.queue")
+}
+
+/// Starts timing an event's wait on the bus, as the envelope is put on it.
+/// Nothing is timed when the root span is disabled.
+pub(crate) fn queued(root: &Span) -> Queued {
+    Queued::start(root)
 }
 
 #[cfg(test)]

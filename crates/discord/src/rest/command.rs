@@ -1,7 +1,8 @@
 //! Slash command definitions, in guildscope's own small vocabulary.
 //!
 //! The bot crate describes its commands with these types; this module turns
-//! them into twilight's `Command` for `PUT applications/{id}/commands`.
+//! them into twilight's `Command` for `PUT applications/{id}/commands`, and
+//! back from what `GET applications/{id}/commands` answers.
 
 use twilight_model::{
     application::command::{
@@ -12,6 +13,21 @@ use twilight_model::{
 };
 
 use guildscope_model::GuildId;
+
+use super::Undecodable;
+
+/// Decodes the answer of `GET applications/{id}/commands` (global or guild):
+/// the commands in guildscope's terms. A command guildscope could not have
+/// registered makes the whole answer undecodable, so that a caller comparing
+/// it with its own commands never takes it for theirs.
+pub(super) fn decode_commands(bytes: &[u8]) -> Result<Vec<CommandSpec>, Undecodable> {
+    let commands: Vec<Command> = serde_json::from_slice(bytes).map_err(|_| Undecodable)?;
+    commands
+        .iter()
+        .map(CommandSpec::from_twilight)
+        .collect::<Option<_>>()
+        .ok_or(Undecodable)
+}
 
 /// Where commands are registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +130,32 @@ impl CommandSpec {
         self
     }
 
+    /// This command as Discord stores and returns it, to compare with what
+    /// [`Rest::commands`](crate::Rest::commands) reads back: what the wire
+    /// format cannot carry (a required subcommand) is dropped.
+    pub fn as_registered(&self) -> Self {
+        Self::from_twilight(&self.to_twilight()).unwrap_or_else(|| self.clone())
+    }
+
+    /// A registered command in guildscope's terms, ignoring what Discord
+    /// adds (ids, versions, localizations, defaults); `None` for what
+    /// guildscope never registers (context-menu commands, option types it
+    /// does not use).
+    pub(crate) fn from_twilight(command: &Command) -> Option<Self> {
+        if command.kind != CommandType::ChatInput {
+            return None;
+        }
+        Some(Self {
+            name: command.name.clone(),
+            description: command.description.clone(),
+            options: command
+                .options
+                .iter()
+                .map(OptionSpec::from_twilight)
+                .collect::<Option<_>>()?,
+        })
+    }
+
     /// twilight's command.
     #[allow(deprecated)] // `dm_permission` must still be set, to `None`.
     pub(crate) fn to_twilight(&self) -> Command {
@@ -188,6 +230,51 @@ impl OptionSpec {
         self
     }
 
+    /// An option in guildscope's terms; `None` for a type guildscope does
+    /// not use.
+    fn from_twilight(option: &CommandOption) -> Option<Self> {
+        let kind = match option.kind {
+            CommandOptionType::SubCommand => OptionKind::SubCommand,
+            CommandOptionType::SubCommandGroup => OptionKind::SubCommandGroup,
+            CommandOptionType::String => OptionKind::String,
+            CommandOptionType::Integer => OptionKind::Integer,
+            CommandOptionType::Number => OptionKind::Number,
+            CommandOptionType::Boolean => OptionKind::Boolean,
+            CommandOptionType::User => OptionKind::User,
+            CommandOptionType::Channel => OptionKind::Channel,
+            CommandOptionType::Role => OptionKind::Role,
+            CommandOptionType::Mentionable => OptionKind::Mentionable,
+            _ => return None,
+        };
+        let choices = option
+            .choices
+            .iter()
+            .flatten()
+            .map(|choice| Choice {
+                name: choice.name.clone(),
+                value: match &choice.value {
+                    CommandOptionChoiceValue::String(text) => ChoiceValue::String(text.clone()),
+                    CommandOptionChoiceValue::Integer(number) => ChoiceValue::Integer(*number),
+                    CommandOptionChoiceValue::Number(number) => ChoiceValue::Number(*number),
+                },
+            })
+            .collect();
+        Some(Self {
+            name: option.name.clone(),
+            description: option.description.clone(),
+            kind,
+            required: option.required.unwrap_or(false),
+            autocomplete: option.autocomplete.unwrap_or(false),
+            choices,
+            options: option
+                .options
+                .iter()
+                .flatten()
+                .map(Self::from_twilight)
+                .collect::<Option<_>>()?,
+        })
+    }
+
     /// twilight's option.
     fn to_twilight(&self) -> CommandOption {
         let is_subcommand = matches!(
@@ -242,5 +329,87 @@ impl OptionSpec {
             // Discord rejects `required` on subcommands.
             required: (!is_subcommand && self.required).then_some(true),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role_command() -> CommandSpec {
+        CommandSpec::new("role", "Subscribe to game roles.")
+            .option(OptionSpec::subcommand(
+                "add",
+                "Give yourself a role.",
+                vec![
+                    OptionSpec::new(OptionKind::String, "role", "The role.")
+                        .required()
+                        .autocomplete(),
+                ],
+            ))
+            .option(OptionSpec::subcommand("list", "Your roles.", Vec::new()))
+    }
+
+    #[test]
+    fn a_command_comes_back_as_it_was_registered() {
+        let spec = role_command().option(
+            OptionSpec::subcommand(
+                "top",
+                "Top posters.",
+                vec![
+                    OptionSpec::new(OptionKind::Integer, "days", "Days.")
+                        .choice("week", ChoiceValue::Integer(7))
+                        .choice("month", ChoiceValue::Integer(30)),
+                ],
+            )
+            // Discord has no required subcommands: this is dropped.
+            .required(),
+        );
+        let back = CommandSpec::from_twilight(&spec.to_twilight()).unwrap();
+        assert_eq!(back, spec.as_registered());
+        assert_ne!(back, spec);
+        assert!(!back.options[2].required);
+        assert_eq!(back.options[..2], spec.options[..2]);
+    }
+
+    #[test]
+    fn what_discord_adds_is_ignored() {
+        // As Discord answers GET applications/{id}/commands: ids, versions,
+        // permissions and defaults added, `required: false` spelled out.
+        let answer = r#"[{
+            "id": "1266000000000000001",
+            "application_id": "1266000000000000000",
+            "version": "1266000000000000002",
+            "default_member_permissions": null,
+            "type": 1,
+            "name": "role",
+            "name_localizations": null,
+            "description": "Subscribe to game roles.",
+            "description_localizations": null,
+            "dm_permission": true,
+            "contexts": null,
+            "integration_types": [0],
+            "nsfw": false,
+            "options": [
+                {"type": 1, "name": "add", "description": "Give yourself a role.", "options": [
+                    {"type": 3, "name": "role", "description": "The role.", "required": true, "autocomplete": true}
+                ]},
+                {"type": 1, "name": "list", "description": "Your roles."}
+            ]
+        }]"#;
+        let decoded = decode_commands(answer.as_bytes()).ok().unwrap();
+        assert_eq!(decoded, vec![role_command().as_registered()]);
+    }
+
+    #[test]
+    fn a_command_guildscope_never_registers_is_not_taken_for_one() {
+        let user_command = r#"[{"id": "1", "application_id": "2", "version": "3",
+            "type": 2, "name": "Profile", "description": ""}]"#;
+        assert!(decode_commands(user_command.as_bytes()).is_err());
+        let attachment = r#"[{"id": "1", "application_id": "2", "version": "3",
+            "type": 1, "name": "upload", "description": "Upload.",
+            "options": [{"type": 11, "name": "file", "description": "A file."}]}]"#;
+        assert!(decode_commands(attachment.as_bytes()).is_err());
+        assert_eq!(decode_commands(b"[]").ok(), Some(Vec::new()));
     }
 }

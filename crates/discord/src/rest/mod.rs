@@ -31,7 +31,7 @@ use tracing::{Instrument, Span, field};
 use twilight_http::{Client, request::TryIntoRequest};
 use twilight_model::{
     application::command::{CommandOptionChoice, CommandOptionChoiceValue},
-    channel::message::MessageFlags,
+    channel::message::{AllowedMentions, MessageFlags},
     http::interaction::{InteractionResponse, InteractionResponseData, InteractionResponseType},
     id::{Id, marker::MessageMarker},
 };
@@ -62,6 +62,9 @@ mod route {
     pub(super) const REMOVE_MEMBER_ROLE: &str =
         "DELETE guilds/{guild_id}/members/{user_id}/roles/{role_id}";
     pub(super) const GUILD_ROLES: &str = "GET guilds/{guild_id}/roles";
+    pub(super) const GLOBAL_COMMANDS: &str = "GET applications/{application_id}/commands";
+    pub(super) const GUILD_COMMANDS: &str =
+        "GET applications/{application_id}/guilds/{guild_id}/commands";
     pub(super) const SET_GLOBAL_COMMANDS: &str = "PUT applications/{application_id}/commands";
     pub(super) const SET_GUILD_COMMANDS: &str =
         "PUT applications/{application_id}/guilds/{guild_id}/commands";
@@ -265,6 +268,8 @@ impl Rest {
         let response = InteractionResponse {
             kind: InteractionResponseType::ChannelMessageWithSource,
             data: Some(InteractionResponseData {
+                // Answers quote role and channel names: they never ping.
+                allowed_mentions: Some(AllowedMentions::default()),
                 content: Some(reply.content),
                 flags: reply.ephemeral.then_some(MessageFlags::EPHEMERAL),
                 ..InteractionResponseData::default()
@@ -348,6 +353,7 @@ impl Rest {
             .builder
             .interaction(application)
             .update_response(interaction.token.expose())
+            .allowed_mentions(Some(&AllowedMentions::default()))
             .content(Some(&content))
             .try_into_request();
         self.call(route, request, ignore).await
@@ -391,6 +397,33 @@ impl Rest {
             .try_into_request();
         let message: wire::IdOnly<MessageMarker> = self.call(route, request, json).await?;
         Ok(MessageId::new(message.id.get()))
+    }
+
+    /// Posts a message in `channel` that replies to `message` (a
+    /// `message_reference`), mentioning nobody: no `@everyone`, role or user
+    /// pings from the text, and no ping of the replied-to author. Fails with
+    /// Discord's error 50035 when `message` no longer exists.
+    pub async fn reply_to_message(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+        content: String,
+    ) -> Result<MessageId, RestError> {
+        let route = route::CREATE_MESSAGE;
+        let channel = twid(channel.get(), route)?;
+        let message = twid(message.get(), route)?;
+        // The default allows nothing: an empty `parse` list, `replied_user` false.
+        let mentions = AllowedMentions::default();
+        let request = self
+            .inner
+            .builder
+            .create_message(channel)
+            .content(&content)
+            .reply(message)
+            .allowed_mentions(Some(&mentions))
+            .try_into_request();
+        let reply: wire::IdOnly<MessageMarker> = self.call(route, request, json).await?;
+        Ok(MessageId::new(reply.id.get()))
     }
 
     /// A page of a channel's history, as metadata (content is never read).
@@ -518,6 +551,41 @@ impl Rest {
         }
     }
 
+    /// The bot's commands registered in `scope`. A command guildscope does
+    /// not register (a context-menu command, an option type it does not
+    /// use) makes this a [`RestErrorKind::Decode`] error rather than being
+    /// left out, so a comparison with guildscope's own commands never misses
+    /// it.
+    pub async fn commands(&self, scope: CommandScope) -> Result<Vec<CommandSpec>, RestError> {
+        let application = self.application_id().await?;
+        let (route, request) = match scope {
+            CommandScope::Global => {
+                let route = route::GLOBAL_COMMANDS;
+                let application = twid(application.get(), route)?;
+                let request = self
+                    .inner
+                    .builder
+                    .interaction(application)
+                    .global_commands()
+                    .try_into_request();
+                (route, request)
+            }
+            CommandScope::Guild(guild) => {
+                let route = route::GUILD_COMMANDS;
+                let application = twid(application.get(), route)?;
+                let guild = twid(guild.get(), route)?;
+                let request = self
+                    .inner
+                    .builder
+                    .interaction(application)
+                    .guild_commands(guild)
+                    .try_into_request();
+                (route, request)
+            }
+        };
+        self.call(route, request, command::decode_commands).await
+    }
+
     /// A measured REST round trip (`GET users/@me`), rate-limit waits included.
     pub async fn ping_rest(&self) -> Result<Duration, RestError> {
         let started = Instant::now();
@@ -534,12 +602,14 @@ impl Rest {
         request: Result<twilight_http::request::Request, twilight_http::Error>,
         decode: impl FnOnce(&[u8]) -> Result<T, Undecodable>,
     ) -> Result<T, RestError> {
+        // What is known now is recorded as the span is created: one call to the
+        // subscriber instead of one per field.
         let span = tracing::info_span!(
             "discord.rest",
             otel.name = route,
             otel.kind = "client",
-            http.request.method = field::Empty,
             http.route = route,
+            http.request.method = request.as_ref().ok().map(|r| r.method().name()),
             http.response.status_code = field::Empty,
             http.request.resend_count = field::Empty,
             discord.ratelimit.bucket = field::Empty,
@@ -553,7 +623,6 @@ impl Rest {
         let mut exchange = Exchange::default();
         let result = async {
             let request = request.map_err(|error| RestError::from_twilight(route, error))?;
-            span.record("http.request.method", request.method().name());
             let transport = self
                 .inner
                 .transport

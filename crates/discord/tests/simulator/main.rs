@@ -10,6 +10,8 @@
 mod capture;
 mod gateway;
 mod harness;
+mod lanes;
+mod prefix;
 mod rest;
 mod shards;
 mod spans;

@@ -496,6 +496,7 @@ fn generate_guild(
                     revision: 0,
                     body: MessageBody::Generated,
                     webhook_id: None,
+                    reply_to: None,
                     flags: 0,
                     dispatched: false,
                 });

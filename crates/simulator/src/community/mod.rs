@@ -173,6 +173,8 @@ pub(crate) struct StoredMessage {
     pub(crate) body: MessageBody,
     /// Interaction response messages carry the application as webhook.
     pub(crate) webhook_id: Option<u64>,
+    /// The message this one replies to (in the same channel).
+    pub(crate) reply_to: Option<u64>,
     pub(crate) flags: u64,
     /// Whether its MESSAGE_CREATE reached a session (history generated at
     /// start was never dispatched).

@@ -5,7 +5,7 @@ use twilight_model::{
     channel::{
         Channel, ChannelType, Message,
         forum::{ForumLayout, ForumSortOrder},
-        message::{MessageFlags, MessageType},
+        message::{MessageFlags, MessageReference, MessageType},
         permission_overwrite::{PermissionOverwrite, PermissionOverwriteType},
         thread::{AutoArchiveDuration, ThreadMetadata},
     },
@@ -280,7 +280,35 @@ pub(crate) struct MessageParts<'a> {
     pub(crate) gateway: bool,
 }
 
+/// A message; a reply carries its `message_reference` and, while the replied-to message is
+/// still in the channel's history, that message as `referenced_message`, as Discord sends it.
 pub(crate) fn message(world: &World, parts: MessageParts<'_>) -> Message {
+    let (guild, channel_id) = (parts.guild, parts.channel_id);
+    let reply_to = parts.message.reply_to;
+    let mut message = message_alone(world, parts);
+    if let Some(reply_to) = reply_to {
+        message.referenced_message = guild
+            .history
+            .get(&channel_id)
+            .and_then(|history| history.iter().find(|m| m.id == reply_to))
+            .map(|referenced| {
+                Box::new(message_alone(
+                    world,
+                    MessageParts {
+                        guild,
+                        channel_id,
+                        message: referenced,
+                        content: content(world.seed, referenced),
+                        gateway: false,
+                    },
+                ))
+            });
+    }
+    message
+}
+
+/// A message without the message it replies to.
+fn message_alone(world: &World, parts: MessageParts<'_>) -> Message {
     let m = parts.message;
     let author = user(m.author_id, world.user(m.author_id));
     let member = if parts.gateway && m.webhook_id.is_none() {
@@ -309,7 +337,11 @@ pub(crate) fn message(world: &World, parts: MessageParts<'_>) -> Message {
         id: id(m.id),
         interaction: None,
         interaction_metadata: None,
-        kind: MessageType::Regular,
+        kind: if m.reply_to.is_some() {
+            MessageType::Reply
+        } else {
+            MessageType::Regular
+        },
         member,
         mention_channels: Vec::new(),
         mention_everyone: false,
@@ -319,7 +351,13 @@ pub(crate) fn message(world: &World, parts: MessageParts<'_>) -> Message {
         pinned: false,
         poll: None,
         reactions: Vec::new(),
-        reference: None,
+        reference: m.reply_to.map(|reply_to| MessageReference {
+            channel_id: Some(id(parts.channel_id)),
+            guild_id: Some(id(parts.guild.id)),
+            kind: Default::default(),
+            message_id: Some(id(reply_to)),
+            fail_if_not_exists: None,
+        }),
         referenced_message: None,
         role_subscription_data: None,
         sticker_items: Vec::new(),

@@ -238,6 +238,7 @@ impl MessageTemplate {
             revision: 0,
             body: crate::community::MessageBody::Posted(SENTINEL_CONTENT.into()),
             webhook_id: None,
+            reply_to: None,
             flags: 0,
             dispatched: false,
         };

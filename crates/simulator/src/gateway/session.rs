@@ -88,6 +88,8 @@ pub struct SessionStatus {
     pub session_id: String,
     /// `[shard_id, shard_total]`.
     pub shard: [u32; 2],
+    /// The intents the client identified with (bit flags, as sent in IDENTIFY).
+    pub intents: u64,
     /// A connection is attached.
     pub connected: bool,
     /// Last sequence number assigned.
@@ -284,6 +286,7 @@ impl Session {
         SessionStatus {
             session_id: self.id.clone(),
             shard: [self.shard_id, self.shard_total],
+            intents: self.intents,
             connected: state.conn.is_some(),
             seq,
             buffered: state.buffer.len() as u64,

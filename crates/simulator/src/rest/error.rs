@@ -16,6 +16,9 @@ pub(crate) struct ApiError {
     pub(crate) code: u32,
     pub(crate) message: &'static str,
     pub(crate) detail: Option<String>,
+    /// For a form error on one field: its path (`message_reference`,
+    /// `allowed_mentions.parse`) and Discord's error code for it.
+    pub(crate) field: Option<(&'static str, &'static str)>,
 }
 
 impl ApiError {
@@ -25,6 +28,7 @@ impl ApiError {
             code,
             message,
             detail: None,
+            field: None,
         }
     }
 
@@ -32,6 +36,20 @@ impl ApiError {
     pub(crate) fn invalid_form(detail: impl Into<String>) -> Self {
         Self {
             detail: Some(detail.into()),
+            ..Self::INVALID_FORM_BODY
+        }
+    }
+
+    /// 400 Invalid Form Body for one field, as Discord reports it:
+    /// `{"errors": {"message_reference": {"_errors": [{"code": …, "message": …}]}}}`.
+    pub(crate) fn invalid_field(
+        path: &'static str,
+        code: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            detail: Some(detail.into()),
+            field: Some((path, code)),
             ..Self::INVALID_FORM_BODY
         }
     }
@@ -87,13 +105,20 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = match &self.detail {
-            Some(detail) => json!({
+        let body = match (&self.detail, self.field) {
+            (Some(detail), Some((path, code))) => {
+                let mut errors = json!({"_errors": [{"code": code, "message": detail}]});
+                for segment in path.rsplit('.') {
+                    errors = json!({ segment: errors });
+                }
+                json!({"message": self.message, "code": self.code, "errors": errors})
+            }
+            (Some(detail), None) => json!({
                 "message": self.message,
                 "code": self.code,
                 "errors": {"_errors": [{"code": "BASE_TYPE_INVALID", "message": detail}]},
             }),
-            None => json!({"message": self.message, "code": self.code}),
+            (None, _) => json!({"message": self.message, "code": self.code}),
         };
         (self.status, Json(body)).into_response()
     }

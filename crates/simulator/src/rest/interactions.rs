@@ -62,6 +62,7 @@ fn webhook_message(
         revision: 0,
         body: MessageBody::Posted(data["content"].as_str().unwrap_or("").into()),
         webhook_id: Some(world.bot.application_id),
+        reply_to: None,
         flags,
         dispatched: false,
     };

@@ -409,6 +409,13 @@ pub enum TelemetryError {
         #[source]
         source: opentelemetry_otlp::ExporterBuildError,
     },
+    /// The OTLP span exporter could not be built (its TLS settings or HTTP client).
+    #[error("failed to build the OTLP traces exporter")]
+    SpanExporter {
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Another global `tracing` subscriber was installed first.
     #[error("a global tracing subscriber is already installed")]
     AlreadyInstalled {

@@ -1,6 +1,6 @@
-//! Counting around the OpenTelemetry SDK's batch pipeline: a span processor that counts
-//! the spans handed to the batch processor, exporters that count what was exported and
-//! what failed, and the rate-limited warning a failing collector gets.
+//! Counting around the export pipelines: the span counts the batch processor keeps, a
+//! log exporter that counts what was exported and what failed, and the rate-limited
+//! warning a failing collector gets.
 //!
 //! The counts are exact: a span is `ended` once, then either exported, part of a failed
 //! export, or dropped (the queue was full, or shutdown came first). A dead collector
@@ -13,11 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use opentelemetry::Context;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter};
-use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use tracing::dispatcher::WeakDispatch;
 
 use super::config::Signal;
@@ -109,7 +107,13 @@ impl ExportStats {
         }
     }
 
-    fn record(&self, signal: Signal, items: u64, result: &OTelSdkResult) {
+    /// A sampled span was handed to the batch processor.
+    pub(crate) fn span_ended(&self) {
+        self.spans_ended.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The outcome of one export of `items` spans or log records.
+    pub(crate) fn record(&self, signal: Signal, items: u64, result: &OTelSdkResult) {
         let (exported, failed, log) = match signal {
             Signal::Traces => (
                 &self.spans_exported,
@@ -168,70 +172,6 @@ impl ExportStats {
                 FAILURE_LOG_INTERVAL.as_secs(),
             );
         });
-    }
-}
-
-/// Hands spans to the batch processor and counts the sampled ones.
-#[derive(Debug)]
-pub(crate) struct CountingProcessor<P> {
-    pub(crate) inner: P,
-    pub(crate) stats: Arc<ExportStats>,
-}
-
-impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
-    fn on_start(&self, span: &mut Span, cx: &Context) {
-        self.inner.on_start(span, cx);
-    }
-
-    fn on_end(&self, span: SpanData) {
-        if span.span_context.is_sampled() {
-            self.stats.spans_ended.fetch_add(1, Ordering::Relaxed);
-        }
-        self.inner.on_end(span);
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
-    }
-}
-
-/// A span exporter that counts what it exported and what failed.
-#[derive(Debug)]
-pub(crate) struct CountingSpanExporter<E> {
-    pub(crate) inner: E,
-    pub(crate) stats: Arc<ExportStats>,
-}
-
-impl<E: SpanExporter> SpanExporter for CountingSpanExporter<E> {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let items = batch.len() as u64;
-        let result = self.inner.export(batch).await;
-        self.stats.record(Signal::Traces, items, &result);
-        result
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn shutdown(&self) -> OTelSdkResult {
-        self.inner.shutdown()
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
     }
 }
 

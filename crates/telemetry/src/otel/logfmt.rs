@@ -4,7 +4,6 @@
 
 use std::fmt::{self, Write as _};
 
-use opentelemetry::trace::TraceContextExt as _;
 use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -108,14 +107,11 @@ where
         if let Some(span) = ctx.parent_span() {
             push_entry(&mut line, "span", &Value::from(span.name()))?;
             if self.trace_ids == TraceIds::Include {
-                // The OpenTelemetry layer attaches the span's context to the thread while
-                // the span is entered, so the current context is the event's span's.
-                let cx = opentelemetry::Context::current();
-                let otel_span = cx.span();
-                let span_context = otel_span.span_context();
-                if span_context.is_valid() {
-                    let trace_id = span_context.trace_id().to_string();
-                    let span_id = span_context.span_id().to_string();
+                // The span layer keeps the ids of the spans entered on this thread; the
+                // innermost is the span the event happened in.
+                if let Some(ids) = super::layer::entered_ids() {
+                    let trace_id = ids.trace_id.to_string();
+                    let span_id = ids.span_id.to_string();
                     push_entry(&mut line, "trace_id", &Value::String(trace_id))?;
                     push_entry(&mut line, "span_id", &Value::String(span_id))?;
                 }

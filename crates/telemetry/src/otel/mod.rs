@@ -4,12 +4,20 @@
 //!
 //! ```text
 //! tracing ──► EnvFilter ──┬─► fmt layer ──► stderr (pretty | JSON with trace_id/span_id)
-//!                         ├─► OpenTelemetry span layer ──► sampler ──► batch processor ──► OTLP
-//!                         └─► log bridge ─────────────────────────► batch processor ──► OTLP
+//!                         ├─► span layer (sampler) ──► batch processor ──► OTLP encoder ──► OTLP
+//!                         └─► log bridge ─────────────► batch processor ──────────────────► OTLP
 //! ```
 //!
-//! The two OpenTelemetry layers exist only when their signal is configured: with
+//! The span layer and the log bridge exist only when their signal is configured: with
 //! [`TelemetryConfig::traces`] unset a span costs what a plain `tracing` span costs.
+//!
+//! Spans are the hot path: every command and every traced gateway event makes a few.
+//! The span layer keeps the work on the thread that runs a span small (ids, a timestamp,
+//! the attributes, one hand-off to the batch processor), and the exporter encodes a batch
+//! into OTLP protobuf in one pass; both produce exactly what `tracing-opentelemetry` and
+//! the OpenTelemetry SDK's OTLP exporter produce for the same spans. Spans made with
+//! the OpenTelemetry API directly go through the SDK tracer provider [`init`] installs,
+//! to the same batch processor and exporter.
 //! Exports run on the batch processors' own threads behind bounded queues, so a slow or
 //! dead collector never blocks or slows the code that creates spans; what does not fit is
 //! dropped and counted ([`TelemetryGuard::span_counts`]), and failures are logged at most
@@ -24,17 +32,25 @@
 //!   validation, and [`TelemetryError`].
 //! - `env.rs`: the `OTEL_*` environment variables.
 //! - `pipeline.rs`: the filter, the layers, the providers and the OTLP exporters.
+//! - `layer.rs`: the span layer, sampling, and the span operations of [`SpanExt`].
+//! - `encode.rs`: OTLP trace requests encoded from span data.
+//! - `batch.rs`: the span batch processor: the bounded queue and the export thread.
+//! - `transport.rs`: the span exporter: gRPC and HTTP, timeouts and retries.
 //! - `export.rs`: exact counting around the batch processor and exporters, and the
 //!   rate-limited warning for failing exports.
 //! - `logfmt.rs`: the JSON log line format.
 //! - `tests.rs`: unit tests; the end-to-end tests against a real OTLP receiver live in
 //!   `tests/otel*.rs`.
 
+mod batch;
 mod config;
+mod encode;
 mod env;
 mod export;
+mod layer;
 mod logfmt;
 mod pipeline;
+mod transport;
 
 #[cfg(test)]
 mod tests;
@@ -43,10 +59,9 @@ use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry::{Key, KeyValue, Value};
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
@@ -63,8 +78,10 @@ pub use env::{
     OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG,
 };
 pub use export::SpanCounts;
+pub use layer::SetParentError;
 
 use export::ExportStats;
+use layer::SpanSink;
 use logfmt::Output;
 
 /// How long [`TelemetryGuard::shutdown`] lets each provider flush before giving up.
@@ -123,11 +140,39 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
 /// The trace id (32 hex digits) of the current span, when traces are exported and the
 /// span is sampled: an id to show a user next to an error, which leads to the trace.
 pub fn current_trace_id() -> Option<String> {
-    let context = tracing::Span::current().context();
-    let span = context.span();
-    let span_context = span.span_context();
-    (span_context.is_valid() && span_context.is_sampled())
-        .then(|| span_context.trace_id().to_string())
+    layer::sampled_trace_id(&tracing::Span::current()).map(|id| id.to_string())
+}
+
+/// OpenTelemetry operations on a `tracing` span of this pipeline. On a span the
+/// pipeline does not export (disabled, filtered away, or no traces configured) they
+/// do nothing.
+pub trait SpanExt {
+    /// Continues a trace from another service: `parent` (a context extracted from a
+    /// `traceparent` header) becomes the span's parent, its trace the span's trace, and
+    /// its sampling decision the span's when parents are followed. Only before the span
+    /// is entered or has children.
+    fn set_parent(&self, parent: opentelemetry::Context) -> Result<(), SetParentError>;
+
+    /// The span's OpenTelemetry context, to inject into an outgoing request (an empty
+    /// context when the span is not exported). The span's trace is fixed from then on.
+    fn context(&self) -> opentelemetry::Context;
+
+    /// Sets an attribute whose name is only known at run time.
+    fn set_attribute(&self, key: impl Into<Key>, value: impl Into<Value>);
+}
+
+impl SpanExt for tracing::Span {
+    fn set_parent(&self, parent: opentelemetry::Context) -> Result<(), SetParentError> {
+        layer::set_parent(self, &parent)
+    }
+
+    fn context(&self) -> opentelemetry::Context {
+        layer::context(self)
+    }
+
+    fn set_attribute(&self, key: impl Into<Key>, value: impl Into<Value>) {
+        layer::set_attribute(self, KeyValue::new(key, value));
+    }
 }
 
 /// Reads a pipeline's span counts; cheap to clone.
@@ -152,6 +197,8 @@ impl std::fmt::Debug for SpanCounter {
 /// when the process exits are lost.
 #[derive(Debug)]
 pub struct TelemetryGuard {
+    /// Where the span layer hands finished spans; closed at shutdown.
+    span_sink: Option<Arc<SpanSink>>,
     tracer_provider: Option<SdkTracerProvider>,
     logger_provider: Option<SdkLoggerProvider>,
     stats: Arc<ExportStats>,
@@ -179,6 +226,10 @@ impl TelemetryGuard {
     /// final unless the flush ran out of time.
     pub async fn shutdown(self) -> SpanCounts {
         let started = Instant::now();
+        if let Some(sink) = &self.span_sink {
+            // Spans ending from now on are neither counted nor exported.
+            sink.close();
+        }
         let traces = self.tracer_provider.clone().map(|provider| {
             tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT))
         });

@@ -1,12 +1,11 @@
 //! Assembling the pipeline: the `EnvFilter`, the fmt layer, and, when configured, the
-//! OpenTelemetry span layer and log bridge with their providers, batch processors and
-//! OTLP exporters.
+//! span layer and the OpenTelemetry log bridge with their providers, batch processors
+//! and OTLP exporters.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use opentelemetry::KeyValue;
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
 use opentelemetry_otlp::tonic_types::transport::ClientTlsConfig;
@@ -15,18 +14,21 @@ use opentelemetry_otlp::{
 };
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::{BatchLogProcessor, SdkLoggerProvider};
-use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::{Layer, Registry};
 
 use super::TelemetryGuard;
+use super::batch::{BatchProcessor, BatchSettings, SdkSpans};
 use super::config::{
     OtlpEndpoint, OtlpProtocol, ParentSampling, Signal, TelemetryConfig, TelemetryError, invalid,
 };
-use super::export::{CountingLogExporter, CountingProcessor, CountingSpanExporter, ExportStats};
+use super::export::{CountingLogExporter, ExportStats};
+use super::layer::{Sampling, SpanLayer, SpanSink};
 use super::logfmt::{Output, TraceIds, fmt_layer};
+use super::transport::OtlpSpanExporter;
 
 /// Name of the instrumentation scope of guildscope's spans.
 const SCOPE: &str = "guildscope";
@@ -62,10 +64,10 @@ pub(crate) fn build_pipeline(
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
     let resource = resource(config);
-    let tracer_provider = config
+    let traces = config
         .traces
         .as_ref()
-        .map(|endpoint| tracer_provider(config, endpoint, resource.clone(), &stats))
+        .map(|endpoint| span_pipeline(config, endpoint, resource.clone(), &stats))
         .transpose()?;
     let logger_provider = config
         .logs
@@ -73,9 +75,10 @@ pub(crate) fn build_pipeline(
         .map(|endpoint| logger_provider(config, endpoint, resource, &stats))
         .transpose()?;
 
-    let trace_ids = match tracer_provider {
-        Some(_) => TraceIds::Include,
-        None => TraceIds::Omit,
+    let trace_ids = if traces.is_some() {
+        TraceIds::Include
+    } else {
+        TraceIds::Omit
     };
     // Each layer has its own filter. Logs (stderr and OTLP) follow the log
     // filter; spans go to OpenTelemetry down to DEBUG whatever the log level,
@@ -83,8 +86,8 @@ pub(crate) fn build_pipeline(
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![Box::new(
         fmt_layer(config.log_format, output, trace_ids).with_filter(filter),
     )];
-    if let Some(provider) = &tracer_provider {
-        let events = env_filter(&config.log_filter)?;
+    if let Some((sink, _)) = &traces {
+        let events = EventFilter::new(&config.log_filter)?;
         // Other crates' DEBUG spans (per frame, per connection) would cost on
         // every event and say little: only guildscope's go down to DEBUG.
         // The level hints keep the process's maximum level at DEBUG, so
@@ -96,16 +99,19 @@ pub(crate) fn build_pipeline(
                         && meta.target().starts_with("guildscope")))
         })
         .with_max_level_hint(LevelFilter::DEBUG);
-        let layer = tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer(SCOPE))
-            .with_tracked_inactivity(false)
-            .with_threads(false)
-            .with_filter(
-                spans.or(events).and(
-                    filter_fn(|meta| !is_exporter_target(meta.target()))
-                        .with_max_level_hint(LevelFilter::TRACE),
-                ),
-            );
+        let layer = SpanLayer::new(
+            Arc::clone(sink),
+            Sampling::new(config.sample_ratio, config.parent_sampling),
+            // The log bridge reads the trace context from the thread's current
+            // OpenTelemetry context.
+            logger_provider.is_some(),
+        )
+        .with_filter(
+            spans.or(events).and(
+                filter_fn(|meta| !is_exporter_target(meta.target()))
+                    .with_max_level_hint(LevelFilter::TRACE),
+            ),
+        );
         layers.push(Box::new(layer));
     }
     if let Some(provider) = &logger_provider {
@@ -118,13 +124,116 @@ pub(crate) fn build_pipeline(
     let dispatch = tracing::Dispatch::new(subscriber);
     stats.set_dispatch(dispatch.downgrade());
 
+    let (span_sink, tracer_provider) = traces.unzip();
     let guard = TelemetryGuard {
+        span_sink,
         tracer_provider,
         logger_provider,
         stats,
         dispatch: dispatch.clone(),
     };
     Ok((dispatch, guard))
+}
+
+/// The log filter deciding which events become span events. An `EnvFilter` tracks the
+/// spans its directives name (`[command]=debug`) on every span operation; without such
+/// directives there is nothing to track, and this filter skips that work, which would
+/// otherwise cost a lock and a lookup each time any traced span is entered, exited or
+/// recorded.
+struct EventFilter {
+    filter: EnvFilter,
+    spans_matter: bool,
+}
+
+impl EventFilter {
+    fn new(directives: &str) -> Result<Self, TelemetryError> {
+        Ok(Self {
+            filter: env_filter(directives)?,
+            spans_matter: directives.contains('['),
+        })
+    }
+}
+
+impl<S> tracing_subscriber::layer::Filter<S> for EventFilter
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        cx: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        <EnvFilter as tracing_subscriber::layer::Filter<S>>::enabled(&self.filter, meta, cx)
+    }
+
+    fn callsite_enabled(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        <EnvFilter as tracing_subscriber::layer::Filter<S>>::callsite_enabled(&self.filter, meta)
+    }
+
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        cx: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        <EnvFilter as tracing_subscriber::layer::Filter<S>>::event_enabled(&self.filter, event, cx)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        <EnvFilter as tracing_subscriber::layer::Filter<S>>::max_level_hint(&self.filter)
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        cx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if self.spans_matter {
+            <EnvFilter as tracing_subscriber::layer::Filter<S>>::on_new_span(
+                &self.filter,
+                attrs,
+                id,
+                cx,
+            );
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        cx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if self.spans_matter {
+            <EnvFilter as tracing_subscriber::layer::Filter<S>>::on_record(
+                &self.filter,
+                id,
+                values,
+                cx,
+            );
+        }
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        if self.spans_matter {
+            <EnvFilter as tracing_subscriber::layer::Filter<S>>::on_enter(&self.filter, id, cx);
+        }
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        if self.spans_matter {
+            <EnvFilter as tracing_subscriber::layer::Filter<S>>::on_exit(&self.filter, id, cx);
+        }
+    }
+
+    fn on_close(&self, id: tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        if self.spans_matter {
+            <EnvFilter as tracing_subscriber::layer::Filter<S>>::on_close(&self.filter, id, cx);
+        }
+    }
 }
 
 /// Whether events of `target` belong to the export machinery.
@@ -208,32 +317,36 @@ fn sampler(config: &TelemetryConfig) -> Sampler {
     }
 }
 
-fn tracer_provider(
+/// The span pipeline: the OTLP exporter behind the batch processor, fed by the span
+/// layer through the returned sink and, for spans made with the OpenTelemetry API
+/// directly, by the returned tracer provider.
+fn span_pipeline(
     config: &TelemetryConfig,
     endpoint: &OtlpEndpoint,
     resource: Resource,
     stats: &Arc<ExportStats>,
-) -> Result<SdkTracerProvider, TelemetryError> {
-    let exporter = CountingSpanExporter {
-        inner: span_exporter(endpoint)?,
-        stats: Arc::clone(stats),
-    };
-    let batch_config = opentelemetry_sdk::trace::BatchConfigBuilder::default()
-        .with_max_queue_size(config.max_queue_size)
-        .with_max_export_batch_size(config.max_export_batch_size)
-        .with_scheduled_delay(config.scheduled_delay)
-        .build();
-    let batch = BatchSpanProcessor::builder(exporter)
-        .with_batch_config(batch_config)
-        .build();
-    Ok(SdkTracerProvider::builder()
-        .with_span_processor(CountingProcessor {
-            inner: batch,
-            stats: Arc::clone(stats),
-        })
+) -> Result<(Arc<SpanSink>, SdkTracerProvider), TelemetryError> {
+    let exporter = OtlpSpanExporter::new(
+        endpoint,
+        &resource,
+        InstrumentationScope::builder(SCOPE).build(),
+    )?;
+    let batch = BatchProcessor::start(
+        exporter,
+        BatchSettings {
+            max_queue_size: config.max_queue_size,
+            max_export_batch_size: config.max_export_batch_size,
+            scheduled_delay: config.scheduled_delay,
+        },
+        Arc::clone(stats),
+    );
+    let sink = Arc::new(SpanSink::new(batch));
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(SdkSpans(Arc::clone(&sink)))
         .with_sampler(sampler(config))
         .with_resource(resource)
-        .build())
+        .build();
+    Ok((sink, provider))
 }
 
 fn logger_provider(
@@ -258,38 +371,6 @@ fn logger_provider(
         .with_log_processor(batch)
         .with_resource(resource)
         .build())
-}
-
-fn span_exporter(
-    endpoint: &OtlpEndpoint,
-) -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
-    let signal = Signal::Traces;
-    let exporter = opentelemetry_otlp::SpanExporter::builder();
-    let built = match endpoint.protocol {
-        OtlpProtocol::Grpc => {
-            let (metadata, tls) = grpc_settings(endpoint, signal)?;
-            let mut builder = exporter
-                .with_tonic()
-                .with_endpoint(endpoint.url.trim())
-                .with_timeout(endpoint.timeout)
-                .with_metadata(metadata);
-            if let Some(tls) = tls {
-                builder = builder.with_tls_config(tls);
-            }
-            builder.build()
-        }
-        OtlpProtocol::HttpProtobuf => exporter
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(endpoint.url.trim())
-            .with_timeout(endpoint.timeout)
-            .with_headers(http_headers(endpoint))
-            .build(),
-    };
-    built.map_err(|source| TelemetryError::Exporter {
-        signal: signal.as_str(),
-        source,
-    })
 }
 
 fn log_exporter(

@@ -184,7 +184,12 @@ impl std::fmt::Display for Millis {
         if frac == 0 {
             return write!(f, "{whole}");
         }
-        let digits = format!("{frac:06}");
-        write!(f, "{whole}.{}", digits.trim_end_matches('0'))
+        // Six decimals with the trailing zeros trimmed, without an allocation.
+        let (mut frac, mut width) = (frac, 6);
+        while frac % 10 == 0 {
+            frac /= 10;
+            width -= 1;
+        }
+        write!(f, "{whole}.{frac:0width$}")
     }
 }

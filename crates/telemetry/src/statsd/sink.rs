@@ -1,31 +1,26 @@
 //! The handle callers keep ([`Statsd`]) and the task that owns the UDP socket.
 //!
-//! Callers must never wait on telemetry, so the handle encodes a metric and `try_send`s the
-//! line into a bounded queue; a full queue costs one dropped metric, counted, not a stall.
-//! The task packs lines into datagrams and is the only thing that touches the socket.
+//! Callers must never wait on telemetry, so the handle encodes a metric straight into a
+//! shared buffer of pending lines, under a lock held for that append alone; when
+//! [`StatsdConfig::queue`] metrics are pending already, the metric is dropped and
+//! counted, not waited for. The task is woken only when there is something to do: a
+//! first metric to start the flush timer for, a datagram's worth of metrics, a flush,
+//! the last handle going away. Under load it wakes once per datagram, not once per
+//! metric. It packs lines into datagrams and is the only thing that touches the socket.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::config::{StatsdConfig, StatsdError};
 use super::encoder::{Encoder, Metric};
 
-/// What the handles send to the sink task.
-enum Command {
-    /// One encoded metric (two lines for a negative gauge, which must not be split).
-    Line(String),
-    /// Send whatever is buffered, then answer.
-    Flush(oneshot::Sender<()>),
-}
-
-/// Counters shared by the handles and the task.
 #[derive(Debug, Default)]
 struct Counters {
     dropped: AtomicU64,
@@ -33,25 +28,63 @@ struct Counters {
     datagrams: AtomicU64,
 }
 
-/// A handle to the StatsD sink. Cloning it is cheap; every clone feeds the same task.
-///
-/// [`count`](Self::count), [`gauge`](Self::gauge), [`timing`](Self::timing) and
-/// [`send`](Self::send) never block or await: they encode the metric and queue it, or drop
-/// and count it when the queue is full. When the last handle is dropped the task sends what
-/// is queued and ends.
+/// What the handles and the task share.
+#[derive(Debug)]
+struct Shared {
+    pending: Mutex<Pending>,
+    /// Wakes the task; a wake-up while it is busy is kept for its next wait.
+    wake: Notify,
+    counters: Counters,
+    max_datagram: usize,
+    queue: usize,
+}
+
+/// Metrics waiting for the task, and what it has been asked to do.
+#[derive(Debug, Default)]
+struct Pending {
+    /// The metrics' lines, one after the other.
+    text: String,
+    /// Where each metric ends in `text` (a negative gauge is two lines, sent together).
+    ends: Vec<usize>,
+    /// The task has been woken to start the flush timer for what is pending.
+    timer: bool,
+    /// Callers of [`Statsd::flush`] waiting for what is pending to be sent.
+    flushes: Vec<oneshot::Sender<()>>,
+    /// Every handle is gone.
+    closed: bool,
+    /// The task has ended.
+    stopped: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // A panic elsewhere while the lock was held leaves whole metrics or none.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Tells the task when the last handle is gone.
+#[derive(Debug)]
+struct Handles(Arc<Shared>);
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.wake.notify_one();
+    }
+}
+
+/// A cheap, clonable handle for sending metrics. Every method returns at once.
 #[derive(Debug, Clone)]
 pub struct Statsd {
     encoder: Arc<Encoder>,
-    tx: mpsc::Sender<Command>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+    _handles: Arc<Handles>,
 }
 
 impl Statsd {
-    /// Validates `config`, resolves its address, opens a non-blocking UDP socket connected
-    /// to it and spawns the sink task on the current tokio runtime.
-    ///
-    /// Returns the handle and the task's [`JoinHandle`], which completes once every handle
-    /// has been dropped and the last datagram has been sent.
+    /// Starts the sink task on the current tokio runtime and returns a handle plus the
+    /// task. The task ends once every handle is dropped, after sending what is queued.
     pub async fn start(config: StatsdConfig) -> Result<(Self, JoinHandle<()>), StatsdError> {
         config.validate()?;
         let addr = resolve(&config.address).await?;
@@ -62,18 +95,19 @@ impl Statsd {
         };
         let socket_error = |source| StatsdError::Socket { addr, source };
         let socket = UdpSocket::bind(local).await.map_err(socket_error)?;
-        // A connected socket lets the kernel report ICMP "port unreachable" as
-        // ECONNREFUSED on a later send, so a dead server shows up in `send_errors`.
         socket.connect(addr).await.map_err(socket_error)?;
 
-        let (tx, rx) = mpsc::channel(config.queue);
-        let counters = Arc::new(Counters::default());
+        let shared = Arc::new(Shared {
+            pending: Mutex::default(),
+            wake: Notify::new(),
+            counters: Counters::default(),
+            max_datagram: config.max_datagram,
+            queue: config.queue,
+        });
         let task = SinkTask {
             socket,
             addr,
-            rx,
-            counters: Arc::clone(&counters),
-            max_datagram: config.max_datagram,
+            shared: Arc::clone(&shared),
             flush_interval: config.flush_interval,
             buffer: String::with_capacity(config.max_datagram),
             deadline: None,
@@ -83,66 +117,85 @@ impl Statsd {
         tracing::debug!(%addr, prefix = %config.prefix, "statsd sink started");
         let statsd = Self {
             encoder: Arc::new(Encoder::new(&config.prefix)),
-            tx,
-            counters,
+            _handles: Arc::new(Handles(Arc::clone(&shared))),
+            shared,
         };
         Ok((statsd, join))
     }
 
-    /// Adds `n` to the counter `name` (`<prefix>.<name>:<n>|c`).
+    /// Adds `n` to the counter `name`.
     pub fn count(&self, name: &str, n: i64) {
         self.send(Metric::counter(name, n));
     }
 
-    /// Sets the gauge `name` to `value` (`<prefix>.<name>:<value>|g`).
+    /// Sets the gauge `name` to `value`.
     pub fn gauge(&self, name: &str, value: f64) {
         self.send(Metric::gauge(name, value));
     }
 
-    /// Records `elapsed` for the timer `name`, in milliseconds (`<prefix>.<name>:12.5|ms`).
+    /// Records a timer sample for `name`, sent in milliseconds.
     pub fn timing(&self, name: &str, elapsed: Duration) {
         self.send(Metric::timer(name, elapsed));
     }
 
-    /// Queues any [`Metric`], e.g. one with a sample rate. A metric that cannot be encoded
-    /// (see [`EncodeError`](crate::EncodeError)) or finds the queue full is dropped and
-    /// counted in [`dropped`](Self::dropped).
+    /// Queues any metric. Drops it (counted in [`Statsd::dropped`]) if it cannot be
+    /// encoded, does not fit in a datagram, or the queue is full.
     pub fn send(&self, metric: Metric<'_>) {
-        let queued = match self.encoder.encode(&metric) {
-            Ok(line) => self.tx.try_send(Command::Line(line)).is_ok(),
-            Err(_) => false,
-        };
-        if !queued {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        let shared = &*self.shared;
+        let mut pending = shared.lock();
+        if pending.ends.len() >= shared.queue {
+            drop(pending);
+            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let start = pending.text.len();
+        let encoded = self.encoder.encode_into(&metric, &mut pending.text);
+        if encoded.is_err() || pending.text.len() - start > shared.max_datagram {
+            // Unencodable, or it would never fit: splitting it would corrupt it.
+            pending.text.truncate(start);
+            drop(pending);
+            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let end = pending.text.len();
+        pending.ends.push(end);
+        let first = !pending.timer;
+        pending.timer = true;
+        let wake = first || end >= shared.max_datagram;
+        drop(pending);
+        if wake {
+            shared.wake.notify_one();
         }
     }
 
-    /// Sends everything queued before this call and waits until it has been handed to the
-    /// socket. Unlike the metric calls this may wait for room in the queue.
+    /// Sends everything queued so far now, and waits until it has been handed to the
+    /// socket. Only an error if the sink task is gone.
     pub async fn flush(&self) -> Result<(), StatsdError> {
         let (done, sent) = oneshot::channel();
-        self.tx
-            .send(Command::Flush(done))
-            .await
-            .map_err(|_| StatsdError::Closed)?;
+        {
+            let mut pending = self.shared.lock();
+            if pending.stopped {
+                return Err(StatsdError::Closed);
+            }
+            pending.flushes.push(done);
+        }
+        self.shared.wake.notify_one();
         sent.await.map_err(|_| StatsdError::Closed)
     }
 
-    /// Metrics dropped so far: the queue was full, the sink had stopped, the metric could
-    /// not be encoded, or it was larger than a datagram on its own.
+    /// Metrics dropped so far: queue full, too large for a datagram, or unencodable.
     pub fn dropped(&self) -> u64 {
-        self.counters.dropped.load(Ordering::Relaxed)
+        self.shared.counters.dropped.load(Ordering::Relaxed)
     }
 
-    /// Datagrams that the socket refused to send (e.g. ECONNREFUSED after the server's host
-    /// answered "port unreachable", or no route to the host).
+    /// Datagrams the socket refused to send so far.
     pub fn send_errors(&self) -> u64 {
-        self.counters.send_errors.load(Ordering::Relaxed)
+        self.shared.counters.send_errors.load(Ordering::Relaxed)
     }
 
     /// Datagrams sent so far.
     pub fn datagrams_sent(&self) -> u64 {
-        self.counters.datagrams.load(Ordering::Relaxed)
+        self.shared.counters.datagrams.load(Ordering::Relaxed)
     }
 }
 
@@ -166,76 +219,130 @@ async fn resolve(address: &str) -> Result<SocketAddr, StatsdError> {
 struct SinkTask {
     socket: UdpSocket,
     addr: SocketAddr,
-    rx: mpsc::Receiver<Command>,
-    counters: Arc<Counters>,
-    max_datagram: usize,
+    shared: Arc<Shared>,
     flush_interval: Duration,
-    /// Lines waiting to be sent, separated by `\n`; never longer than `max_datagram`.
+    /// The datagram being filled.
     buffer: String,
-    /// When the buffer must be sent even if it is not full: `flush_interval` after the
-    /// first line went into it.
+    /// When what is pending and buffered must be sent, once a metric is waiting.
     deadline: Option<Instant>,
-    /// Whether the last send failed, so that a dead server logs once, not per datagram.
     failing: bool,
+}
+
+/// What the task takes from the handles in one go.
+struct Taken {
+    text: String,
+    ends: Vec<usize>,
+    flushes: Vec<oneshot::Sender<()>>,
+    closed: bool,
 }
 
 impl SinkTask {
     async fn run(mut self) {
+        let mut text = String::new();
+        let mut ends = Vec::new();
         loop {
             let deadline = self.deadline;
             tokio::select! {
-                command = self.rx.recv() => match command {
-                    Some(Command::Line(line)) => self.push(line).await,
-                    Some(Command::Flush(done)) => {
-                        self.send_buffer().await;
-                        // The flusher may have given up waiting; that is fine.
-                        let _ = done.send(());
-                    }
-                    None => break,
-                },
-                () = sleep_until(deadline), if deadline.is_some() => self.send_buffer().await,
+                () = self.shared.wake.notified() => {}
+                () = sleep_until(deadline), if deadline.is_some() => {}
             }
+            let due = self.deadline.is_some_and(|d| Instant::now() >= d);
+            let Some(taken) = self.take(due, &mut text, &mut ends) else {
+                continue;
+            };
+            self.pack(&taken.text, &taken.ends).await;
+            if due || taken.closed || !taken.flushes.is_empty() {
+                self.send_buffer().await;
+            }
+            for done in taken.flushes {
+                let _ = done.send(());
+            }
+            if taken.closed {
+                break;
+            }
+            // A partly filled datagram, or metrics that came meanwhile, wait for the
+            // timer; a timer that has run out starts again for them.
+            let waiting = !self.buffer.is_empty() || !self.shared.lock().ends.is_empty();
+            if !waiting {
+                self.deadline = None;
+            } else if due || self.deadline.is_none() {
+                self.deadline = Some(Instant::now() + self.flush_interval);
+            }
+            // Keep the allocations for next time.
+            text = taken.text;
+            ends = taken.ends;
         }
-        // Every handle is gone: send what is left and stop.
-        self.send_buffer().await;
+        self.shared.lock().stopped = true;
         tracing::debug!(addr = %self.addr, "statsd sink stopped");
     }
 
-    async fn push(&mut self, line: String) {
-        if line.len() > self.max_datagram {
-            // It would never fit, and splitting it would corrupt it.
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+    /// Takes the pending metrics when there is something to send: the deadline passed,
+    /// a datagram's worth is waiting, a flush was asked for, or the handles are gone.
+    /// Otherwise only starts the flush timer for them.
+    fn take(&mut self, due: bool, text: &mut String, ends: &mut Vec<usize>) -> Option<Taken> {
+        let mut pending = self.shared.lock();
+        let full = pending.text.len() >= self.shared.max_datagram;
+        if !(due || full || pending.closed || !pending.flushes.is_empty()) {
+            if pending.timer && self.deadline.is_none() {
+                self.deadline = Some(Instant::now() + self.flush_interval);
+            }
+            return None;
         }
-        if !self.buffer.is_empty() && self.buffer.len() + 1 + line.len() > self.max_datagram {
-            self.send_buffer().await;
-        }
-        if self.buffer.is_empty() {
-            self.deadline = Some(Instant::now() + self.flush_interval);
-        } else {
-            self.buffer.push('\n');
-        }
-        self.buffer.push_str(&line);
-        if self.buffer.len() == self.max_datagram {
-            self.send_buffer().await;
+        text.clear();
+        ends.clear();
+        std::mem::swap(&mut pending.text, text);
+        std::mem::swap(&mut pending.ends, ends);
+        // Metrics coming after this wake the task again.
+        pending.timer = false;
+        Some(Taken {
+            text: std::mem::take(text),
+            ends: std::mem::take(ends),
+            flushes: std::mem::take(&mut pending.flushes),
+            closed: pending.closed,
+        })
+    }
+
+    /// Packs metrics into the datagram being filled, sending each one that is full.
+    async fn pack(&mut self, text: &str, ends: &[usize]) {
+        let mut start = 0;
+        for &end in ends {
+            let line = &text[start..end];
+            start = end;
+            if !self.buffer.is_empty()
+                && self.buffer.len() + 1 + line.len() > self.shared.max_datagram
+            {
+                self.send_buffer().await;
+            }
+            if !self.buffer.is_empty() {
+                self.buffer.push('\n');
+            }
+            self.buffer.push_str(line);
+            if self.buffer.len() == self.shared.max_datagram {
+                self.send_buffer().await;
+            }
         }
     }
 
     async fn send_buffer(&mut self) {
-        self.deadline = None;
         if self.buffer.is_empty() {
             return;
         }
         match self.socket.send(self.buffer.as_bytes()).await {
             Ok(_) => {
-                self.counters.datagrams.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .datagrams
+                    .fetch_add(1, Ordering::Relaxed);
                 if self.failing {
                     self.failing = false;
                     tracing::info!(addr = %self.addr, "statsd sends recovered");
                 }
             }
             Err(error) => {
-                self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .send_errors
+                    .fetch_add(1, Ordering::Relaxed);
                 if !self.failing {
                     self.failing = true;
                     tracing::warn!(addr = %self.addr, %error, "statsd send failed; metrics are being lost");

@@ -1,0 +1,890 @@
+//! OTLP trace requests encoded straight from span data: the protobuf bytes of an
+//! `ExportTraceServiceRequest`, written into one buffer without building the
+//! intermediate message structs (and their thousands of small strings) first.
+//!
+//! The output is exactly what the OpenTelemetry SDK's OTLP exporter sends for the same
+//! spans: one `ResourceSpans` for the process's resource, one `ScopeSpans` per
+//! instrumentation scope in order of first appearance, fields in tag order, default
+//! values left out. A unit test compares the bytes with `opentelemetry-proto`'s own
+//! conversion and `prost` encoding.
+//!
+//! Spans from the span layer ([`TracedSpan`]) carry their attributes and events encoded
+//! already: the layer writes each attribute's `KeyValue` message into the span's
+//! buffer as it is recorded, so a recorded value is never held as a string of its
+//! own, and exporting the span copies those bytes into the request.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status};
+use opentelemetry::{Array, InstrumentationScope, Value};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SpanData;
+use tracing::Metadata;
+
+use super::batch::Finished;
+
+/// The SDK's default span limits: attributes, events and links per span, attributes
+/// per event. What is over is dropped and counted.
+pub(crate) const MAX_ATTRIBUTES: u32 = 128;
+pub(crate) const MAX_EVENTS: u32 = 128;
+pub(crate) const MAX_LINKS: usize = 128;
+
+/// Protobuf wire types.
+const VARINT: u32 = 0;
+const FIXED64: u32 = 1;
+const LEN: u32 = 2;
+const FIXED32: u32 = 5;
+
+/// `SpanFlags`: the flags field says whether the parent is remote.
+const CONTEXT_HAS_IS_REMOTE: u32 = 0x100;
+const CONTEXT_IS_REMOTE: u32 = 0x200;
+
+/// The process's resource, encoded once: the body of the `Resource` message and the
+/// resource's schema URL.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EncodedResource {
+    body: Vec<u8>,
+    schema_url: String,
+}
+
+impl EncodedResource {
+    pub(crate) fn new(resource: &Resource) -> Self {
+        let mut body = Vec::new();
+        for (key, value) in resource.iter() {
+            key_value(&mut body, 1, key.as_str(), value);
+        }
+        Self {
+            body,
+            schema_url: resource.schema_url().unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+/// Appends the `ExportTraceServiceRequest` for `spans` to `out`; spans from the span
+/// layer belong to `traced_scope`.
+pub(crate) fn trace_request(
+    resource: &EncodedResource,
+    traced_scope: &InstrumentationScope,
+    locations: &mut Locations,
+    spans: &[Finished],
+    out: &mut Vec<u8>,
+) {
+    fn scope_of<'a>(
+        span: &'a Finished,
+        traced: &'a InstrumentationScope,
+    ) -> &'a InstrumentationScope {
+        match span {
+            Finished::Traced(_) => traced,
+            Finished::Sdk(data) => &data.instrumentation_scope,
+        }
+    }
+    // Scopes in order of first appearance, compared by value as the SDK's exporter
+    // groups them; a batch rarely has more than one.
+    let mut scopes: Vec<&InstrumentationScope> = Vec::new();
+    for span in spans {
+        let scope = scope_of(span, traced_scope);
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    let mut scratch = Vec::new();
+    message(out, 1, |out| {
+        message(out, 1, |out| {
+            out.extend_from_slice(&resource.body);
+        });
+        for scope in &scopes {
+            message(out, 2, |out| {
+                message(out, 1, |out| instrumentation_scope(out, scope));
+                for span in spans.iter().filter(|s| scope_of(s, traced_scope) == *scope) {
+                    match span {
+                        Finished::Traced(span) => traced_span(out, span, locations, &mut scratch),
+                        Finished::Sdk(data) => message(out, 2, |out| span_body(out, data)),
+                    }
+                }
+                if let Some(schema_url) = scope.schema_url() {
+                    string(out, 3, schema_url);
+                }
+            });
+        }
+        string(out, 3, &resource.schema_url);
+    });
+}
+
+/// Appends the `ExportTraceServiceRequest` for SDK span data alone.
+#[cfg(test)]
+fn sdk_request(resource: &EncodedResource, spans: &[SpanData], out: &mut Vec<u8>) {
+    let spans: Vec<Finished> = spans
+        .iter()
+        .map(|span| Finished::Sdk(Box::new(span.clone())))
+        .collect();
+    let unused = InstrumentationScope::builder("").build();
+    trace_request(resource, &unused, &mut Locations::default(), &spans, out);
+}
+
+/// A span from the span layer, finished, with its attributes and events encoded.
+#[derive(Debug)]
+pub(crate) struct TracedSpan {
+    /// Its callsite: the location attributes (`code.file.path`, `code.module.name`,
+    /// `code.line.number`) and `target` that come first are encoded from it, once per
+    /// callsite, when the span is exported.
+    pub(crate) callsite: &'static Metadata<'static>,
+    pub(crate) context: SpanContext,
+    pub(crate) parent_span_id: SpanId,
+    pub(crate) parent_is_remote: bool,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: SpanKind,
+    pub(crate) start: SystemTime,
+    pub(crate) end: SystemTime,
+    pub(crate) attributes: Attributes,
+    pub(crate) events: Events,
+    pub(crate) links: Vec<Link>,
+    pub(crate) status: Status,
+}
+
+/// A span's attributes as encoded `KeyValue` messages (field 9 of `Span`), at most
+/// [`MAX_ATTRIBUTES`], and how many more were dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Attributes {
+    bytes: Vec<u8>,
+    count: u32,
+    dropped: u32,
+}
+
+impl Attributes {
+    /// The attributes of a span from `callsite`, whose location attributes count
+    /// already (they are written on export); room for `bytes` without growing.
+    pub(crate) fn for_span(callsite: &Metadata<'_>, bytes: usize) -> Self {
+        let location = u32::from(callsite.file().is_some())
+            + u32::from(callsite.module_path().is_some())
+            + u32::from(callsite.line().is_some())
+            + 1;
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            count: location,
+            dropped: 0,
+        }
+    }
+
+    /// Whether one more fits; counts it as dropped when not.
+    fn room(&mut self) -> bool {
+        if self.count < MAX_ATTRIBUTES {
+            self.count += 1;
+            true
+        } else {
+            self.dropped += 1;
+            false
+        }
+    }
+
+    pub(crate) fn push(&mut self, key: &str, value: &Value) {
+        if self.room() {
+            key_value(&mut self.bytes, 9, key, value);
+        }
+    }
+
+    pub(crate) fn push_str(&mut self, key: &str, value: &str) {
+        if self.room() {
+            string_key_value(&mut self.bytes, 9, key, value);
+        }
+    }
+
+    pub(crate) fn push_i64(&mut self, key: &str, value: i64) {
+        self.push(key, &Value::I64(value));
+    }
+
+    pub(crate) fn push_f64(&mut self, key: &str, value: f64) {
+        self.push(key, &Value::F64(value));
+    }
+
+    pub(crate) fn push_bool(&mut self, key: &str, value: bool) {
+        self.push(key, &Value::Bool(value));
+    }
+
+    /// A string attribute whose value is `value`'s `Debug` text.
+    pub(crate) fn push_debug(&mut self, key: &str, value: &dyn fmt::Debug) {
+        if self.room() {
+            SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                scratch.clear();
+                // Writing to a String cannot fail; a Debug impl that errs leaves what
+                // it wrote.
+                let _ = write!(scratch, "{value:?}");
+                string_key_value(&mut self.bytes, 9, key, &scratch);
+            });
+        }
+    }
+
+    /// A string attribute whose value is `value` in decimal: what `Debug` prints
+    /// for an unsigned integer, without the formatting machinery.
+    pub(crate) fn push_u64_text(&mut self, key: &str, mut value: u64) {
+        if self.room() {
+            let mut digits = [0u8; 20];
+            let mut at = digits.len();
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (value % 10) as u8;
+                value /= 10;
+                if value == 0 {
+                    break;
+                }
+            }
+            // Only ASCII digits were written.
+            let text = std::str::from_utf8(&digits[at..]).unwrap_or_default();
+            string_key_value(&mut self.bytes, 9, key, text);
+        }
+    }
+}
+
+/// A span's events as encoded `Event` messages (field 11 of `Span`), at most
+/// [`MAX_EVENTS`], and how many more were dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Events {
+    bytes: Vec<u8>,
+    count: u32,
+    dropped: u32,
+}
+
+impl Events {
+    pub(crate) fn push(&mut self, event: &Event) {
+        if self.count >= MAX_EVENTS {
+            self.dropped += 1;
+            return;
+        }
+        self.count += 1;
+        let kept = event.attributes.len().min(MAX_ATTRIBUTES as usize);
+        message(&mut self.bytes, 11, |out| {
+            fixed64(out, 1, nanos(event.timestamp));
+            string(out, 2, &event.name);
+            for attribute in &event.attributes[..kept] {
+                key_value(out, 3, attribute.key.as_str(), &attribute.value);
+            }
+            uint(
+                out,
+                4,
+                (event.attributes.len() - kept) as u64 + u64::from(event.dropped_attributes_count),
+            );
+        });
+    }
+}
+
+thread_local! {
+    /// Where a value's `Debug` text is formatted before it is encoded.
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// The encoded location attributes and target of each callsite seen, by the address
+/// of its metadata (callsite metadata is static).
+#[derive(Debug, Default)]
+pub(crate) struct Locations(HashMap<usize, Vec<u8>>);
+
+impl Locations {
+    fn of(&mut self, callsite: &'static Metadata<'static>) -> &[u8] {
+        let key = std::ptr::from_ref(callsite) as usize;
+        self.0.entry(key).or_insert_with(|| {
+            let mut bytes = Vec::new();
+            if let Some(file) = callsite.file() {
+                string_key_value(&mut bytes, 9, "code.file.path", file);
+            }
+            if let Some(module) = callsite.module_path() {
+                string_key_value(&mut bytes, 9, "code.module.name", module);
+            }
+            if let Some(line) = callsite.line() {
+                key_value(
+                    &mut bytes,
+                    9,
+                    "code.line.number",
+                    &Value::I64(i64::from(line)),
+                );
+            }
+            string_key_value(&mut bytes, 9, "target", callsite.target());
+            bytes
+        })
+    }
+}
+
+/// A [`TracedSpan`] as field 2 of `ScopeSpans`, its length computed from its parts.
+fn traced_span(
+    out: &mut Vec<u8>,
+    span: &TracedSpan,
+    locations: &mut Locations,
+    scratch: &mut Vec<u8>,
+) {
+    let location = locations.of(span.callsite);
+    let context = &span.context;
+    scratch.clear();
+    // Fields 1 to 8, before the attributes (9).
+    bytes(scratch, 1, &context.trace_id().to_bytes());
+    bytes(scratch, 2, &context.span_id().to_bytes());
+    trace_state(scratch, 3, context);
+    if span.parent_span_id != SpanId::INVALID {
+        bytes(scratch, 4, &span.parent_span_id.to_bytes());
+    }
+    string(scratch, 5, &span.name);
+    uint(scratch, 6, span_kind(&span.kind));
+    fixed64(scratch, 7, nanos(span.start));
+    fixed64(scratch, 8, nanos(span.end));
+    let head = scratch.len();
+    // Field 10, between the attributes and the events (11).
+    uint(scratch, 10, u64::from(span.attributes.dropped));
+    let middle = scratch.len();
+    // Fields 12 to 16, after the events.
+    uint(scratch, 12, u64::from(span.events.dropped));
+    let kept = span.links.len().min(MAX_LINKS);
+    for link in &span.links[..kept] {
+        message(scratch, 13, |out| link_body(out, link));
+    }
+    uint(scratch, 14, (span.links.len() - kept) as u64);
+    message(scratch, 15, |out| status_body(out, &span.status));
+    fixed32(
+        scratch,
+        16,
+        flags(span.parent_is_remote, context.trace_flags().to_u8()),
+    );
+    let len =
+        scratch.len() + location.len() + span.attributes.bytes.len() + span.events.bytes.len();
+    tag(out, 2, LEN);
+    varint(out, len as u64);
+    out.extend_from_slice(&scratch[..head]);
+    out.extend_from_slice(location);
+    out.extend_from_slice(&span.attributes.bytes);
+    out.extend_from_slice(&scratch[head..middle]);
+    out.extend_from_slice(&span.events.bytes);
+    out.extend_from_slice(&scratch[middle..]);
+}
+
+fn instrumentation_scope(out: &mut Vec<u8>, scope: &InstrumentationScope) {
+    string(out, 1, scope.name());
+    string(out, 2, scope.version().unwrap_or_default());
+    for attribute in scope.attributes() {
+        key_value(out, 3, attribute.key.as_str(), &attribute.value);
+    }
+}
+
+fn span_body(out: &mut Vec<u8>, span: &SpanData) {
+    let context = &span.span_context;
+    bytes(out, 1, &context.trace_id().to_bytes());
+    bytes(out, 2, &context.span_id().to_bytes());
+    trace_state(out, 3, context);
+    if span.parent_span_id != SpanId::INVALID {
+        bytes(out, 4, &span.parent_span_id.to_bytes());
+    }
+    string(out, 5, &span.name);
+    uint(out, 6, span_kind(&span.span_kind));
+    fixed64(out, 7, nanos(span.start_time));
+    fixed64(out, 8, nanos(span.end_time));
+    for attribute in &span.attributes {
+        key_value(out, 9, attribute.key.as_str(), &attribute.value);
+    }
+    uint(out, 10, u64::from(span.dropped_attributes_count));
+    for event in span.events.iter() {
+        message(out, 11, |out| event_body(out, event));
+    }
+    uint(out, 12, u64::from(span.events.dropped_count));
+    for link in span.links.iter() {
+        message(out, 13, |out| link_body(out, link));
+    }
+    uint(out, 14, u64::from(span.links.dropped_count));
+    message(out, 15, |out| status_body(out, &span.status));
+    fixed32(
+        out,
+        16,
+        flags(span.parent_span_is_remote, context.trace_flags().to_u8()),
+    );
+}
+
+fn event_body(out: &mut Vec<u8>, event: &Event) {
+    fixed64(out, 1, nanos(event.timestamp));
+    string(out, 2, &event.name);
+    for attribute in &event.attributes {
+        key_value(out, 3, attribute.key.as_str(), &attribute.value);
+    }
+    uint(out, 4, u64::from(event.dropped_attributes_count));
+}
+
+fn link_body(out: &mut Vec<u8>, link: &Link) {
+    let context = &link.span_context;
+    bytes(out, 1, &context.trace_id().to_bytes());
+    bytes(out, 2, &context.span_id().to_bytes());
+    trace_state(out, 3, context);
+    for attribute in &link.attributes {
+        key_value(out, 4, attribute.key.as_str(), &attribute.value);
+    }
+    uint(out, 5, u64::from(link.dropped_attributes_count));
+    fixed32(
+        out,
+        6,
+        flags(context.is_remote(), context.trace_flags().to_u8()),
+    );
+}
+
+fn status_body(out: &mut Vec<u8>, status: &Status) {
+    let code = match status {
+        Status::Unset => 0,
+        Status::Error { description } => {
+            string(out, 2, description);
+            2
+        }
+        Status::Ok => 1,
+    };
+    uint(out, 3, code);
+}
+
+fn trace_state(out: &mut Vec<u8>, field: u32, context: &SpanContext) {
+    let state = context.trace_state();
+    if *state != opentelemetry::trace::TraceState::NONE {
+        string(out, field, &state.header());
+    }
+}
+
+/// `SpanFlags` as the OTLP exporter sets them: the W3C trace flags, and whether the
+/// parent is remote.
+fn flags(parent_is_remote: bool, trace_flags: u8) -> u32 {
+    let mut flags = u32::from(trace_flags) | CONTEXT_HAS_IS_REMOTE;
+    if parent_is_remote {
+        flags |= CONTEXT_IS_REMOTE;
+    }
+    flags
+}
+
+fn span_kind(kind: &SpanKind) -> u64 {
+    match kind {
+        SpanKind::Internal => 1,
+        SpanKind::Server => 2,
+        SpanKind::Client => 3,
+        SpanKind::Producer => 4,
+        SpanKind::Consumer => 5,
+    }
+}
+
+fn nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64)
+}
+
+/// A `KeyValue` message as field `field`. Its length is computed rather than
+/// back-filled: attributes are the most numerous messages by far.
+fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
+    let value_len = any_value_len(value);
+    let mut len = 0;
+    if !key.is_empty() {
+        len += 1 + varint_len(key.len() as u64) + key.len();
+    }
+    len += 1 + varint_len(value_len as u64) + value_len;
+    tag(out, field, LEN);
+    varint(out, len as u64);
+    string(out, 1, key);
+    tag(out, 2, LEN);
+    varint(out, value_len as u64);
+    any_value_body(out, value);
+}
+
+/// A `KeyValue` message with a string value.
+fn string_key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &str) {
+    let value_len = 1 + varint_len(value.len() as u64) + value.len();
+    let mut len = 1 + varint_len(value_len as u64) + value_len;
+    if !key.is_empty() {
+        len += 1 + varint_len(key.len() as u64) + key.len();
+    }
+    tag(out, field, LEN);
+    varint(out, len as u64);
+    string(out, 1, key);
+    tag(out, 2, LEN);
+    varint(out, value_len as u64);
+    tag(out, 1, LEN);
+    varint(out, value.len() as u64);
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// The length of an `AnyValue` message's body.
+fn any_value_len(value: &Value) -> usize {
+    match value {
+        Value::Bool(_) => 2,
+        Value::I64(v) => 1 + varint_len(*v as u64),
+        Value::F64(_) => 9,
+        Value::String(s) => 1 + varint_len(s.as_str().len() as u64) + s.as_str().len(),
+        Value::Array(array) => {
+            let len = array_len(array);
+            1 + varint_len(len as u64) + len
+        }
+        // New value kinds have no OTLP mapping yet: an empty AnyValue.
+        _ => 0,
+    }
+}
+
+/// The length of an `ArrayValue` message's body.
+fn array_len(array: &Array) -> usize {
+    fn element(len: usize) -> usize {
+        1 + varint_len(len as u64) + len
+    }
+    match array {
+        Array::Bool(values) => values.len() * element(2),
+        Array::I64(values) => values
+            .iter()
+            .map(|v| element(1 + varint_len(*v as u64)))
+            .sum(),
+        Array::F64(values) => values.len() * element(9),
+        Array::String(values) => values
+            .iter()
+            .map(|v| element(1 + varint_len(v.as_str().len() as u64) + v.as_str().len()))
+            .sum(),
+        _ => 0,
+    }
+}
+
+fn any_value_body(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Bool(v) => {
+            tag(out, 2, VARINT);
+            varint(out, u64::from(*v));
+        }
+        Value::I64(v) => {
+            tag(out, 3, VARINT);
+            varint(out, *v as u64);
+        }
+        Value::F64(v) => {
+            tag(out, 4, FIXED64);
+            out.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+        Value::String(s) => {
+            tag(out, 1, LEN);
+            varint(out, s.as_str().len() as u64);
+            out.extend_from_slice(s.as_str().as_bytes());
+        }
+        Value::Array(array) => {
+            tag(out, 5, LEN);
+            varint(out, array_len(array) as u64);
+            array_body(out, array);
+        }
+        _ => {}
+    }
+}
+
+fn array_body(out: &mut Vec<u8>, array: &Array) {
+    // Each element is an AnyValue message (field 1 of ArrayValue).
+    match array {
+        Array::Bool(values) => {
+            for v in values {
+                element(out, &Value::Bool(*v));
+            }
+        }
+        Array::I64(values) => {
+            for v in values {
+                element(out, &Value::I64(*v));
+            }
+        }
+        Array::F64(values) => {
+            for v in values {
+                element(out, &Value::F64(*v));
+            }
+        }
+        Array::String(values) => {
+            for v in values {
+                tag(out, 1, LEN);
+                let len = v.as_str().len();
+                varint(out, (1 + varint_len(len as u64) + len) as u64);
+                tag(out, 1, LEN);
+                varint(out, len as u64);
+                out.extend_from_slice(v.as_str().as_bytes());
+            }
+        }
+        _ => {}
+    }
+}
+
+fn element(out: &mut Vec<u8>, value: &Value) {
+    tag(out, 1, LEN);
+    varint(out, any_value_len(value) as u64);
+    any_value_body(out, value);
+}
+
+/// A nested message as field `field`: the body is written in place after room for the
+/// longest length prefix, then moved back over the room it did not need.
+fn message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
+    const ROOM: usize = 10;
+    tag(out, field, LEN);
+    let prefix_at = out.len();
+    out.extend_from_slice(&[0; ROOM]);
+    let body_at = out.len();
+    body(out);
+    let len = out.len() - body_at;
+    let mut prefix = [0u8; ROOM];
+    let used = write_varint(&mut prefix, len as u64);
+    out[prefix_at..prefix_at + used].copy_from_slice(&prefix[..used]);
+    out.copy_within(body_at.., prefix_at + used);
+    out.truncate(prefix_at + used + len);
+}
+
+fn tag(out: &mut Vec<u8>, field: u32, wire_type: u32) {
+    varint(out, u64::from((field << 3) | wire_type));
+}
+
+/// A string field, left out when empty (the protobuf default).
+fn string(out: &mut Vec<u8>, field: u32, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    tag(out, field, LEN);
+    varint(out, value.len() as u64);
+    out.extend_from_slice(value.as_bytes());
+}
+
+fn bytes(out: &mut Vec<u8>, field: u32, value: &[u8]) {
+    if value.is_empty() {
+        return;
+    }
+    tag(out, field, LEN);
+    varint(out, value.len() as u64);
+    out.extend_from_slice(value);
+}
+
+/// An unsigned (or enum) field, left out when zero.
+fn uint(out: &mut Vec<u8>, field: u32, value: u64) {
+    if value == 0 {
+        return;
+    }
+    tag(out, field, VARINT);
+    varint(out, value);
+}
+
+fn fixed64(out: &mut Vec<u8>, field: u32, value: u64) {
+    if value == 0 {
+        return;
+    }
+    tag(out, field, FIXED64);
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn fixed32(out: &mut Vec<u8>, field: u32, value: u32) {
+    if value == 0 {
+        return;
+    }
+    tag(out, field, FIXED32);
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn varint(out: &mut Vec<u8>, value: u64) {
+    if value < 0x80 {
+        out.push(value as u8);
+        return;
+    }
+    let mut buf = [0u8; 10];
+    let used = write_varint(&mut buf, value);
+    out.extend_from_slice(&buf[..used]);
+}
+
+fn write_varint(buf: &mut [u8; 10], mut value: u64) -> usize {
+    let mut i = 0;
+    while value >= 0x80 {
+        buf[i] = (value as u8) | 0x80;
+        value >>= 7;
+        i += 1;
+    }
+    buf[i] = value as u8;
+    i + 1
+}
+
+fn varint_len(value: u64) -> usize {
+    // One byte per started group of seven bits; zero takes one byte.
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::time::Duration;
+
+    use opentelemetry::trace::{SpanContext, TraceFlags, TraceId, TraceState};
+    use opentelemetry::{KeyValue, StringValue};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+    use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use prost::Message as _;
+
+    use super::*;
+
+    fn context(trace: u128, span: u64, sampled: bool, remote: bool, state: &str) -> SpanContext {
+        SpanContext::new(
+            TraceId::from(trace),
+            SpanId::from(span),
+            if sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            },
+            remote,
+            if state.is_empty() {
+                TraceState::NONE
+            } else {
+                TraceState::from_key_value([("vendor", state)]).unwrap()
+            },
+        )
+    }
+
+    fn span(name: &'static str, scope: &InstrumentationScope) -> SpanData {
+        let start = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+        SpanData {
+            span_context: context(
+                0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+                7,
+                true,
+                false,
+                "",
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: Cow::Borrowed(name),
+            start_time: start,
+            end_time: start + Duration::from_micros(350),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: Status::Unset,
+            instrumentation_scope: scope.clone(),
+        }
+    }
+
+    /// Spans covering every field and value kind the exporter can meet.
+    fn spans() -> Vec<SpanData> {
+        let guildscope = InstrumentationScope::builder("guildscope").build();
+        let other = InstrumentationScope::builder("direct")
+            .with_version("1.2.3")
+            .with_schema_url("https://opentelemetry.io/schemas/1.30.0")
+            .with_attributes([KeyValue::new("scope.attr", 1_i64)])
+            .build();
+
+        let mut root = span("/stats", &guildscope);
+        root.span_kind = SpanKind::Server;
+        root.attributes = vec![
+            KeyValue::new("code.file.path", "crates/discord/src/gateway/trace.rs"),
+            KeyValue::new("code.line.number", 77_i64),
+            KeyValue::new("discord.guild_id", "1100000000000000001".to_owned()),
+            KeyValue::new("negative", -5_i64),
+            KeyValue::new("ratio", 0.25_f64),
+            KeyValue::new("zero", 0.0_f64),
+            KeyValue::new("flags.stats_beta", true),
+            KeyValue::new("flags.off", false),
+            KeyValue::new("empty", ""),
+            KeyValue::new("", "no key"),
+            KeyValue::new("long", "x".repeat(300)),
+            KeyValue::new(
+                "error.chain",
+                Value::Array(Array::String(vec![
+                    StringValue::from("outer"),
+                    StringValue::from(""),
+                ])),
+            ),
+            KeyValue::new("ints", Value::Array(Array::I64(vec![0, -1, 300]))),
+            KeyValue::new("floats", Value::Array(Array::F64(vec![1.5, 0.0]))),
+            KeyValue::new("bools", Value::Array(Array::Bool(vec![true, false]))),
+        ];
+        root.dropped_attributes_count = 3;
+        root.status = Status::error("stats failed");
+        root.events.events = vec![
+            Event::new(
+                "command failed",
+                root.start_time + Duration::from_micros(10),
+                vec![
+                    KeyValue::new("level", "WARN"),
+                    KeyValue::new("target", "guildscope_bot::commands"),
+                ],
+                2,
+            ),
+            Event::new("", UNIX_EPOCH, Vec::new(), 0),
+        ];
+        root.events.dropped_count = 1;
+
+        let mut child = span("store.query", &guildscope);
+        child.span_context = context(1, 8, true, false, "");
+        child.parent_span_id = SpanId::from(7);
+        child.status = Status::Ok;
+        child.span_kind = SpanKind::Client;
+
+        let mut remote = span("continued", &guildscope);
+        remote.span_context = context(2, 9, true, false, "abc");
+        remote.parent_span_id = SpanId::from(u64::MAX);
+        remote.parent_span_is_remote = true;
+        remote.links.links = vec![Link::new(
+            context(3, 10, false, true, "def"),
+            vec![KeyValue::new("link.attr", "x")],
+            4,
+        )];
+        remote.links.dropped_count = 2;
+
+        let mut direct = span("direct.span", &other);
+        direct.span_kind = SpanKind::Producer;
+        let mut consumer = span("consume", &other);
+        consumer.span_kind = SpanKind::Consumer;
+        consumer.start_time = UNIX_EPOCH;
+
+        vec![root, child, direct, remote, consumer]
+    }
+
+    fn resource() -> Resource {
+        Resource::builder()
+            .with_service_name("guildscope")
+            .with_attributes([
+                KeyValue::new("service.version", "0.1.0+abc"),
+                KeyValue::new("deployment.environment.name", "test"),
+            ])
+            .with_schema_url(Vec::<KeyValue>::new(), "https://example.com/schema")
+            .build()
+    }
+
+    #[test]
+    fn the_bytes_are_those_of_the_sdk_conversion_and_prost() {
+        let resource = resource();
+        let spans = spans();
+        let mut ours = Vec::new();
+        sdk_request(&EncodedResource::new(&resource), &spans, &mut ours);
+        let theirs = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(
+                spans,
+                &ResourceAttributesWithSchema::from(&resource),
+            ),
+        }
+        .encode_to_vec();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn an_empty_resource_and_one_bare_span_match_too() {
+        let resource = Resource::builder_empty().build();
+        let scope = InstrumentationScope::builder("").build();
+        let spans = vec![span("", &scope)];
+        let mut ours = Vec::new();
+        sdk_request(&EncodedResource::new(&resource), &spans, &mut ours);
+        let theirs = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(
+                spans,
+                &ResourceAttributesWithSchema::from(&resource),
+            ),
+        }
+        .encode_to_vec();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn varint_lengths_match_the_encoding() {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            varint(&mut out, value);
+            assert_eq!(out.len(), varint_len(value), "{value}");
+        }
+    }
+}
