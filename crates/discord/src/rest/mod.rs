@@ -643,35 +643,77 @@ impl Rest {
     }
 }
 
-/// Records the outcome of a call on its span.
+/// Records the outcome of a call on its span, in one call to the subscriber:
+/// each `record` is a call into every layer, and a call has up to eight
+/// outcome fields. Fields without a value are left unrecorded.
 fn record<T>(span: &Span, exchange: &Exchange, started: Instant, result: &Result<T, RestError>) {
-    span.record("duration_ms", ratelimit::millis(started.elapsed()));
-    span.record(
-        "discord.ratelimit.wait_ms",
-        ratelimit::millis(exchange.waited),
-    );
-    if let Some(status) = exchange.status {
-        span.record("http.response.status_code", status);
-    }
-    if let Some(bucket) = &exchange.bucket {
-        span.record("discord.ratelimit.bucket", bucket.as_ref());
-    }
-    if exchange.resends > 0 {
-        span.record("http.request.resend_count", exchange.resends);
-    }
-    match result {
-        Ok(_) => {
-            span.record("otel.status_code", "OK");
-        }
-        Err(error) => {
-            let kind = error.kind().as_str();
-            span.record("otel.status_code", "ERROR");
-            span.record("otel.status_description", kind);
-            if let Some(code) = error.discord_code() {
-                span.record("discord.error_code", code);
-            }
-            tracing::debug!(parent: span, route = error.route(), kind, "discord rest call failed");
-        }
+    // A disabled span has no metadata, and nothing to record.
+    let Some(fields) = span.metadata().map(|meta| meta.fields()) else {
+        return;
+    };
+    let field = |name: &str| fields.field(name);
+    let (
+        Some(duration_field),
+        Some(wait_field),
+        Some(status_field),
+        Some(bucket_field),
+        Some(resend_field),
+        Some(code_field),
+        Some(description_field),
+        Some(error_code_field),
+    ) = (
+        field("duration_ms"),
+        field("discord.ratelimit.wait_ms"),
+        field("http.response.status_code"),
+        field("discord.ratelimit.bucket"),
+        field("http.request.resend_count"),
+        field("otel.status_code"),
+        field("otel.status_description"),
+        field("discord.error_code"),
+    )
+    else {
+        return;
+    };
+    let duration = ratelimit::millis(started.elapsed());
+    let wait = ratelimit::millis(exchange.waited);
+    let bucket = exchange.bucket.as_deref();
+    let resends = (exchange.resends > 0).then_some(exchange.resends);
+    let (code, description, error_code) = match result {
+        Ok(_) => ("OK", None, None),
+        Err(error) => ("ERROR", Some(error.kind().as_str()), error.discord_code()),
+    };
+    span.record_all(&fields.value_set(&[
+        (&duration_field, Some(&duration as &dyn tracing::Value)),
+        (&wait_field, Some(&wait as &dyn tracing::Value)),
+        (
+            &status_field,
+            exchange.status.as_ref().map(|s| s as &dyn tracing::Value),
+        ),
+        (
+            &bucket_field,
+            bucket.as_ref().map(|b| b as &dyn tracing::Value),
+        ),
+        (
+            &resend_field,
+            resends.as_ref().map(|r| r as &dyn tracing::Value),
+        ),
+        (&code_field, Some(&code as &dyn tracing::Value)),
+        (
+            &description_field,
+            description.as_ref().map(|d| d as &dyn tracing::Value),
+        ),
+        (
+            &error_code_field,
+            error_code.as_ref().map(|c| c as &dyn tracing::Value),
+        ),
+    ]));
+    if let Err(error) = result {
+        tracing::debug!(
+            parent: span,
+            route = error.route(),
+            kind = error.kind().as_str(),
+            "discord rest call failed"
+        );
     }
 }
 

@@ -10,9 +10,10 @@
 //! entered span this layer sees). What it leaves out is the bookkeeping around it: no
 //! SDK span, builder or OpenTelemetry context per span, no mutex per span, ids and
 //! timestamps taken once, and attributes written straight into the span's OTLP bytes
-//! ([`encode::Attributes`](super::encode::Attributes)) as they are recorded. A span whose trace is not sampled records nothing once it has
-//! been entered; before that it records its fields, since
-//! [`SpanExt::set_parent`](super::SpanExt::set_parent) may still make it sampled.
+//! ([`encode::Attributes`](super::encode::Attributes)) as they are recorded. A span
+//! whose trace is not sampled records nothing once it has been entered; before that it
+//! records its fields, since [`SpanExt::set_parent`](super::SpanExt::set_parent) may
+//! still make it sampled.
 //!
 //! While a span is entered its ids are on a per-thread stack, where the JSON log format
 //! reads them. With OTLP log export on, the span's OpenTelemetry context is attached to
@@ -145,6 +146,9 @@ impl SpanSink {
 /// The layer. Wrap it in the pipeline's per-layer filter.
 pub(crate) struct SpanLayer {
     sink: Arc<SpanSink>,
+    /// Keeps the SDK tracer provider, whose shutdown stops the export, alive as long
+    /// as the layer, as a layer holding an SDK tracer does.
+    _provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
     sampling: Sampling,
     ids: RandomIdGenerator,
     /// Attach each entered span's OpenTelemetry context to the thread (for log export).
@@ -155,9 +159,18 @@ impl SpanLayer {
     pub(crate) fn new(sink: Arc<SpanSink>, sampling: Sampling, attach_context: bool) -> Self {
         Self {
             sink,
+            _provider: None,
             sampling,
             ids: RandomIdGenerator::default(),
             attach_context,
+        }
+    }
+
+    /// The layer, keeping `provider` alive as long as itself.
+    pub(crate) fn keeping(self, provider: opentelemetry_sdk::trace::SdkTracerProvider) -> Self {
+        Self {
+            _provider: Some(provider),
+            ..self
         }
     }
 }

@@ -15,9 +15,10 @@
 //! The span layer keeps the work on the thread that runs a span small (ids, a timestamp,
 //! the attributes, one hand-off to the batch processor), and the exporter encodes a batch
 //! into OTLP protobuf in one pass; both produce exactly what `tracing-opentelemetry` and
-//! the OpenTelemetry SDK's OTLP exporter produce for the same spans. Spans made with
-//! the OpenTelemetry API directly go through the SDK tracer provider [`init`] installs,
-//! to the same batch processor and exporter.
+//! the OpenTelemetry SDK's OTLP exporter produce for the same spans (unit tests compare
+//! them). Spans made with the OpenTelemetry API directly go through the SDK tracer
+//! provider [`init`] installs, to the same batch processor and exporter.
+//!
 //! Exports run on the batch processors' own threads behind bounded queues, so a slow or
 //! dead collector never blocks or slows the code that creates spans; what does not fit is
 //! dropped and counted ([`TelemetryGuard::span_counts`]), and failures are logged at most
@@ -36,7 +37,7 @@
 //! - `encode.rs`: OTLP trace requests encoded from span data.
 //! - `batch.rs`: the span batch processor: the bounded queue and the export thread.
 //! - `transport.rs`: the span exporter: gRPC and HTTP, timeouts and retries.
-//! - `export.rs`: exact counting around the batch processor and exporters, and the
+//! - `export.rs`: the exact span and log counts, the log exporter's counting, and the
 //!   rate-limited warning for failing exports.
 //! - `logfmt.rs`: the JSON log line format.
 //! - `tests.rs`: unit tests; the end-to-end tests against a real OTLP receiver live in

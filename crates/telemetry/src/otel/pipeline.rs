@@ -86,7 +86,7 @@ pub(crate) fn build_pipeline(
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![Box::new(
         fmt_layer(config.log_format, output, trace_ids).with_filter(filter),
     )];
-    if let Some((sink, _)) = &traces {
+    if let Some((sink, provider)) = &traces {
         let events = EventFilter::new(&config.log_filter)?;
         // Other crates' DEBUG spans (per frame, per connection) would cost on
         // every event and say little: only guildscope's go down to DEBUG.
@@ -106,6 +106,7 @@ pub(crate) fn build_pipeline(
             // OpenTelemetry context.
             logger_provider.is_some(),
         )
+        .keeping(provider.clone())
         .with_filter(
             spans.or(events).and(
                 filter_fn(|meta| !is_exporter_target(meta.target()))

@@ -204,6 +204,27 @@ async fn a_partly_filled_datagram_is_sent_after_the_flush_interval() {
 }
 
 #[tokio::test]
+async fn a_full_datagram_is_sent_at_once_without_waiting_for_the_interval() {
+    let server = Server::bind().await;
+    let statsd = start(StatsdConfig {
+        max_datagram: 64,
+        // Far longer than the test waits: only a full datagram can be sent.
+        flush_interval: Duration::from_secs(3600),
+        ..server.config()
+    })
+    .await;
+
+    // Three 23-byte lines do not fit in 64 bytes; the first two make a datagram.
+    for _ in 0..3 {
+        statsd.count("messages", 1);
+    }
+    assert_eq!(
+        server.recv().await,
+        "guildscope.messages:1|c\nguildscope.messages:1|c"
+    );
+}
+
+#[tokio::test]
 async fn dropping_every_handle_sends_what_is_queued_and_ends_the_task() {
     let server = Server::bind().await;
     let (statsd, task) = Statsd::start(StatsdConfig {
