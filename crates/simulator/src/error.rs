@@ -15,6 +15,9 @@ pub enum SimError {
         /// What is expected instead.
         reason: String,
     },
+    /// The simulator's own runtime could not be built or failed to start it.
+    #[error("failed to start the simulator's runtime")]
+    Runtime(#[source] std::io::Error),
     /// The listener could not be bound.
     #[error("failed to bind the simulator listener on {addr}")]
     Bind {

@@ -66,6 +66,11 @@ pub struct Simulator {
     community: Community,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// Where the tasks run.
+    handle: tokio::runtime::Handle,
+    /// The simulator's own runtime, when started with
+    /// [`start_isolated`](Self::start_isolated).
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl fmt::Debug for Simulator {
@@ -135,7 +140,52 @@ impl Simulator {
             community,
             shutdown,
             tasks,
+            handle: tokio::runtime::Handle::current(),
+            runtime: None,
         })
+    }
+
+    /// Like [`start`](Self::start), but the simulator runs on a runtime of
+    /// its own with `threads` worker threads, as Discord runs on machines of
+    /// its own: its tasks never hold the caller's runtime workers (a REST
+    /// handler waiting for the community's lock, a burst of traffic), so a
+    /// bot's latency measured against it is the bot's. The runtime stops
+    /// with the simulator.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start); [`SimError::Runtime`] if the runtime
+    /// cannot be built.
+    pub async fn start_isolated(config: SimConfig, threads: usize) -> Result<Self, SimError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("simulator")
+            .enable_all()
+            .build()
+            .map_err(SimError::Runtime)?;
+        let started = runtime.spawn(Self::start(config)).await;
+        match started {
+            Ok(Ok(mut simulator)) => {
+                simulator.runtime = Some(runtime);
+                Ok(simulator)
+            }
+            Ok(Err(error)) => {
+                runtime.shutdown_background();
+                Err(error)
+            }
+            Err(join) => {
+                runtime.shutdown_background();
+                Err(SimError::Runtime(std::io::Error::other(join.to_string())))
+            }
+        }
+    }
+
+    /// The runtime the simulator's tasks run on: its own when started with
+    /// [`start_isolated`](Self::start_isolated), else the one it was started
+    /// on. Drivers that stand for Discord's users (injecting commands and
+    /// traffic at a pace) belong there too.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.handle
     }
 
     /// URLs and token.
@@ -237,6 +287,9 @@ impl Simulator {
         })
         .await;
         self.tasks.abort_all();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
         tracing::info!("simulator stopped");
     }
 }
@@ -245,6 +298,10 @@ impl Drop for Simulator {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
         self.tasks.abort_all();
+        if let Some(runtime) = self.runtime.take() {
+            // Dropping a runtime blocks, which is not allowed inside another one.
+            runtime.shutdown_background();
+        }
     }
 }
 

@@ -28,8 +28,10 @@ use crate::{
     state::{Shared, lock},
 };
 
-/// Events produced per world-lock acquisition.
-const BATCH: usize = 1024;
+/// Events produced per world-lock acquisition. REST handlers and injected
+/// interactions wait for the lock on a runtime worker, so it is held for short
+/// chunks (≈ 0.5 ms), and the producer yields between them.
+const BATCH: usize = 256;
 /// Templates cached before the cache is dropped and rebuilt.
 const TEMPLATE_CACHE: usize = 16_384;
 /// Busiest channels first; channels not listed come after.
@@ -196,24 +198,18 @@ impl Generator {
                 return;
             }
             self.backpressure(shared).await;
-            let mut world = shared.world();
-            self.refresh_coverage(shared, &world);
-            if self.covered.is_empty() {
-                tracing::warn!(
-                    remaining = n - sent,
-                    "firehose stopped: no session covers any guild"
-                );
-                return;
+            match self.firehose_chunk(shared, n - sent) {
+                Some(chunk) => sent += chunk,
+                None => {
+                    tracing::warn!(
+                        remaining = n - sent,
+                        "firehose stopped: no session covers any guild"
+                    );
+                    return;
+                }
             }
-            if world.follow_wall_clock {
-                world.clock_ms = world.clock_ms.max(wall_ms());
-            }
-            let batch = (n - sent).min(self.batch as u64);
-            for _ in 0..batch {
-                let g = self.pick_guild();
-                self.message_create(shared, &mut world, g, None);
-            }
-            sent += batch;
+            // Let REST handlers and the sessions' writers in between chunks.
+            tokio::task::yield_now().await;
         }
         let elapsed = started.elapsed().as_secs_f64();
         tracing::info!(
@@ -222,6 +218,25 @@ impl Generator {
             per_second = n as f64 / elapsed.max(1e-9),
             "firehose done"
         );
+    }
+
+    /// Sends up to `remaining` MESSAGE_CREATE under one hold of the world
+    /// lock; `None` when no session covers any guild.
+    fn firehose_chunk(&mut self, shared: &Shared, remaining: u64) -> Option<u64> {
+        let mut world = shared.world();
+        self.refresh_coverage(shared, &world);
+        if self.covered.is_empty() {
+            return None;
+        }
+        if world.follow_wall_clock {
+            world.clock_ms = world.clock_ms.max(wall_ms());
+        }
+        let chunk = remaining.min(self.batch as u64);
+        for _ in 0..chunk {
+            let g = self.pick_guild();
+            self.message_create(shared, &mut world, g, None);
+        }
+        Some(chunk)
     }
 
     fn pick_guild(&mut self) -> usize {
@@ -817,17 +832,20 @@ impl Generator {
                 return Duration::ZERO;
             }
             self.backpressure(shared).await;
-            let mut world = shared.world();
-            let mut in_batch = 0;
-            while in_batch < self.batch && pacer.next_ms <= elapsed_ms {
-                let at = (pacer.base_ms + pacer.next_ms) as u64;
-                world.clock_ms = world.clock_ms.max(at);
-                let g = self.pick_guild();
-                self.event(shared, &mut world, g);
-                pacer.next_ms += self.rng.exponential(1000.0 / rate);
-                in_batch += 1;
+            {
+                let mut world = shared.world();
+                let mut in_batch = 0;
+                while in_batch < self.batch && pacer.next_ms <= elapsed_ms {
+                    let at = (pacer.base_ms + pacer.next_ms) as u64;
+                    world.clock_ms = world.clock_ms.max(at);
+                    let g = self.pick_guild();
+                    self.event(shared, &mut world, g);
+                    pacer.next_ms += self.rng.exponential(1000.0 / rate);
+                    in_batch += 1;
+                }
+                produced += in_batch;
             }
-            produced += in_batch;
+            tokio::task::yield_now().await;
         }
     }
 }

@@ -184,3 +184,53 @@ async fn control_endpoints_answer() {
     );
     sim.shutdown().await;
 }
+
+/// On a runtime of its own, the simulator serves the gateway and REST from
+/// its own threads (the test's runtime has one thread, which only the test
+/// uses), runs a driver spawned there, and stops its runtime on shutdown.
+#[tokio::test(flavor = "current_thread")]
+async fn an_isolated_simulator_runs_on_its_own_threads() {
+    let sim = guildscope_simulator::Simulator::start_isolated(
+        SimConfig {
+            guilds: 1,
+            members: 20,
+            heartbeat_interval: Duration::from_secs(30),
+            ..SimConfig::default()
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    let thread = sim
+        .runtime()
+        .spawn(async { std::thread::current().name().map(str::to_owned) })
+        .await
+        .unwrap();
+    assert_eq!(thread.as_deref(), Some("simulator"));
+
+    let mut gw = Gateway::connect(&sim.info().gateway_url, Compress::None).await;
+    gw.login(&sim.info().token, [0, 1]).await;
+    sim.firehose(10);
+    for _ in 0..10 {
+        gw.dispatch("MESSAGE_CREATE").await;
+    }
+    let user = http(
+        "GET",
+        &format!("{}/api/v10/users/@me", sim.info().rest_url),
+        Some(&sim.info().token),
+        None,
+    )
+    .await;
+    assert_eq!(user.status, 200);
+    assert_eq!(user.body["bot"], json!(true));
+
+    let rest_url = sim.info().rest_url.clone();
+    sim.shutdown().await;
+    let refused = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(rest_url.trim_start_matches("http://")),
+    )
+    .await
+    .expect("connecting to a stopped simulator does not hang");
+    assert!(refused.is_err(), "the listener is closed after shutdown");
+}

@@ -38,6 +38,9 @@ use crate::{
 /// Guilds in the simulated community.
 const GUILDS: u32 = 2;
 
+/// Worker threads of the simulator's runtime.
+const SIMULATOR_THREADS: usize = 1;
+
 /// The commands sent, in turn: name, options, label.
 fn mix() -> Vec<(&'static str, serde_json::Value, &'static str)> {
     let sub = |name: &str| json!([{ "name": name, "type": 1 }]);
@@ -60,13 +63,18 @@ pub async fn run(args: BenchCommandsArgs) -> anyhow::Result<ExitCode> {
     let database_text = database.display().to_string();
     super::super::remove_sqlite_files(&database_text)?;
 
-    let simulator = Simulator::start(SimConfig {
-        guilds: GUILDS,
-        members: 1_000,
-        // Only the benchmark's own messages and commands.
-        rate: 0.0,
-        ..SimConfig::default()
-    })
+    // The simulator stands for Discord: it runs on the same two cores but on
+    // a runtime of its own, so its work never holds the bot's workers.
+    let simulator = Simulator::start_isolated(
+        SimConfig {
+            guilds: GUILDS,
+            members: 1_000,
+            // Only the benchmark's own messages and commands.
+            rate: 0.0,
+            ..SimConfig::default()
+        },
+        SIMULATOR_THREADS,
+    )
     .await
     .context("while starting the simulator")?;
     let community = simulator.community().clone();
@@ -111,16 +119,9 @@ pub async fn run(args: BenchCommandsArgs) -> anyhow::Result<ExitCode> {
 
     // Messages first, so commands meet a busy bot from the start. They are
     // MESSAGE_CREATE from the simulator's firehose, released in small
-    // batches every millisecond to keep the asked rate.
+    // batches every millisecond to keep the asked rate. The driver stands for
+    // Discord's users, so it runs on the simulator's runtime.
     let stats = Arc::clone(&running.bot_stats);
-    let mut ingest = Pacer::new(args.ingest);
-    let warm_up = Instant::now();
-    while warm_up.elapsed() < Duration::from_secs(1) {
-        simulator.firehose(ingest.due());
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let messages_before = messages_handled(&stats);
-    let started = Instant::now();
     let mix: Vec<_> = mix()
         .into_iter()
         .filter(|(name, _, _)| args.only.is_empty() || args.only.iter().any(|o| o == name))
@@ -128,39 +129,29 @@ pub async fn run(args: BenchCommandsArgs) -> anyhow::Result<ExitCode> {
     if mix.is_empty() {
         bail!("--only names no command of the mix (ping, stats, role, help)");
     }
-    let total = (args.rate * args.seconds) as u64;
-    let mut sent: Vec<(u64, &'static str)> = Vec::with_capacity(total as usize);
-    // Members leave as the traffic goes on; a command from one who left is
-    // refused by the simulator and sent from the next member instead.
-    let mut next_member = 0;
-    while (sent.len() as u64) < total {
-        if started.elapsed() > Duration::from_secs_f64(args.seconds * 3.0 + 10.0) {
-            bail!("could not send {total} commands in time");
-        }
-        simulator.firehose(ingest.due());
-        let due = ((started.elapsed().as_secs_f64() * args.rate) as u64 + 1).min(total);
-        while (sent.len() as u64) < due {
-            let i = sent.len();
-            let (name, options, label) = &mix[i % mix.len()];
-            next_member += 1;
-            let injected = simulator.inject_interaction(InteractionRequest {
-                guild_id: guild.id,
-                user_id: members[next_member % members.len()],
-                channel_id: channel,
-                name: (*name).into(),
-                options: options.clone(),
-                kind: InteractionKind::Command,
-            });
-            match injected {
-                Ok(injected) => sent.push((injected.id, label)),
-                Err(guildscope_simulator::SimError::UnknownMember { .. }) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let window = started.elapsed();
-    let messages = messages_handled(&stats) - messages_before;
+    let simulator = Arc::new(simulator);
+    let driver = Driver {
+        simulator: Arc::clone(&simulator),
+        stats: Arc::clone(&stats),
+        mix,
+        members,
+        guild: guild.id,
+        channel,
+        rate: args.rate,
+        ingest: args.ingest,
+        seconds: args.seconds,
+    };
+    let driven = simulator
+        .runtime()
+        .spawn(driver.run())
+        .await
+        .context("the benchmark driver stopped")??;
+    let Driven {
+        sent,
+        window,
+        messages,
+    } = driven;
+    let total = sent.len() as u64;
     wait_until(Duration::from_secs(60), || {
         stats.snapshot().commands_answered() >= total
     })
@@ -192,7 +183,9 @@ pub async fn run(args: BenchCommandsArgs) -> anyhow::Result<ExitCode> {
     }
     let snapshot = stats.snapshot();
     running.stop().await?;
-    simulator.shutdown().await;
+    if let Ok(simulator) = Arc::try_unwrap(simulator) {
+        simulator.shutdown().await;
+    }
     super::super::remove_sqlite_files(&database_text)?;
 
     let ms = |us: u64| us as f64 / 1_000.0;
@@ -236,6 +229,79 @@ pub async fn run(args: BenchCommandsArgs) -> anyhow::Result<ExitCode> {
         if p99 < 5.0 { "met" } else { "not met" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends the messages and commands at their rates.
+struct Driver {
+    simulator: Arc<Simulator>,
+    stats: Arc<BotStats>,
+    mix: Vec<(&'static str, serde_json::Value, &'static str)>,
+    members: Vec<u64>,
+    guild: u64,
+    channel: u64,
+    rate: f64,
+    ingest: f64,
+    seconds: f64,
+}
+
+/// What the driver sent.
+struct Driven {
+    /// Interaction id and label of every command.
+    sent: Vec<(u64, &'static str)>,
+    /// How long sending the commands took.
+    window: Duration,
+    /// Messages the bot handled in that window.
+    messages: u64,
+}
+
+impl Driver {
+    async fn run(self) -> anyhow::Result<Driven> {
+        let simulator = &self.simulator;
+        let mut ingest = Pacer::new(self.ingest);
+        let warm_up = Instant::now();
+        while warm_up.elapsed() < Duration::from_secs(1) {
+            simulator.firehose(ingest.due());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let messages_before = messages_handled(&self.stats);
+        let started = Instant::now();
+        let total = (self.rate * self.seconds) as u64;
+        let mut sent: Vec<(u64, &'static str)> = Vec::with_capacity(total as usize);
+        // Members leave as the traffic goes on; a command from one who left is
+        // refused by the simulator and sent from the next member instead.
+        let mut next_member = 0;
+        while (sent.len() as u64) < total {
+            if started.elapsed() > Duration::from_secs_f64(self.seconds * 3.0 + 10.0) {
+                bail!("could not send {total} commands in time");
+            }
+            simulator.firehose(ingest.due());
+            let due = ((started.elapsed().as_secs_f64() * self.rate) as u64 + 1).min(total);
+            while (sent.len() as u64) < due {
+                let i = sent.len();
+                let (name, options, label) = &self.mix[i % self.mix.len()];
+                next_member += 1;
+                let injected = simulator.inject_interaction(InteractionRequest {
+                    guild_id: self.guild,
+                    user_id: self.members[next_member % self.members.len()],
+                    channel_id: self.channel,
+                    name: (*name).into(),
+                    options: options.clone(),
+                    kind: InteractionKind::Command,
+                });
+                match injected {
+                    Ok(injected) => sent.push((injected.id, label)),
+                    Err(guildscope_simulator::SimError::UnknownMember { .. }) => continue,
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(Driven {
+            sent,
+            window: started.elapsed(),
+            messages: messages_handled(&self.stats) - messages_before,
+        })
+    }
 }
 
 /// How many events are due at a steady rate since the pacer started.
