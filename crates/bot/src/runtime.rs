@@ -187,28 +187,28 @@ impl Bot {
                 _ => None,
             };
             if let Some((invocation, span)) = command {
-                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-                    break;
-                };
-                let ctx = commands.clone();
-                running.spawn(async move {
-                    commands::handle(ctx, invocation, received_at, span).await;
-                    drop(permit);
-                });
+                run_command(
+                    &permits,
+                    &mut running,
+                    &commands,
+                    invocation,
+                    received_at,
+                    span,
+                )
+                .await;
             }
             match event {
                 Event::Interaction(interaction) => {
-                    // A closed semaphore is impossible here: we own the only handle.
-                    let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-                        break;
-                    };
-                    let ctx = commands.clone();
                     let invocation = Invocation::slash(shard, interaction);
-                    running.spawn(async move {
-                        commands::handle(ctx, invocation, received_at, span).await;
-                        drop(permit);
-                    });
-                    while running.try_join_next().is_some() {}
+                    run_command(
+                        &permits,
+                        &mut running,
+                        &commands,
+                        invocation,
+                        received_at,
+                        span,
+                    )
+                    .await;
                 }
                 event => {
                     match &event {
@@ -263,6 +263,29 @@ impl Bot {
         }
         Ok(())
     }
+}
+
+/// Starts a command once one of the `permits` is free (commands beyond
+/// them wait here, which backs up the bus), and reaps the commands that
+/// have finished so `running` holds only those still going.
+async fn run_command(
+    permits: &Arc<Semaphore>,
+    running: &mut JoinSet<()>,
+    ctx: &CommandContext,
+    invocation: Invocation,
+    received_at: std::time::Instant,
+    span: tracing::Span,
+) {
+    // The semaphore is never closed: the runtime owns the only handle.
+    let Ok(permit) = Arc::clone(permits).acquire_owned().await else {
+        return;
+    };
+    let ctx = ctx.clone();
+    running.spawn(async move {
+        commands::handle(ctx, invocation, received_at, span).await;
+        drop(permit);
+    });
+    while running.try_join_next().is_some() {}
 }
 
 /// Collects store writes into batches that are committed when full or when
