@@ -837,16 +837,15 @@ mod tests {
             .build()
     }
 
-    #[test]
-    fn the_bytes_are_those_of_the_sdk_conversion_and_prost() {
-        let resource = resource();
-        let spans = spans();
+    /// Our encoding of `spans` is byte for byte the SDK's conversion
+    /// encoded by prost.
+    fn assert_same_bytes_as_the_sdk(resource: &Resource, spans: Vec<SpanData>) {
         let mut ours = Vec::new();
-        sdk_request(&EncodedResource::new(&resource), &spans, &mut ours);
+        sdk_request(&EncodedResource::new(resource), &spans, &mut ours);
         let theirs = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(
                 spans,
-                &ResourceAttributesWithSchema::from(&resource),
+                &ResourceAttributesWithSchema::from(resource),
             ),
         }
         .encode_to_vec();
@@ -854,20 +853,14 @@ mod tests {
     }
 
     #[test]
+    fn the_bytes_are_those_of_the_sdk_conversion_and_prost() {
+        assert_same_bytes_as_the_sdk(&resource(), spans());
+    }
+
+    #[test]
     fn an_empty_resource_and_one_bare_span_match_too() {
-        let resource = Resource::builder_empty().build();
         let scope = InstrumentationScope::builder("").build();
-        let spans = vec![span("", &scope)];
-        let mut ours = Vec::new();
-        sdk_request(&EncodedResource::new(&resource), &spans, &mut ours);
-        let theirs = ExportTraceServiceRequest {
-            resource_spans: group_spans_by_resource_and_scope(
-                spans,
-                &ResourceAttributesWithSchema::from(&resource),
-            ),
-        }
-        .encode_to_vec();
-        assert_eq!(ours, theirs);
+        assert_same_bytes_as_the_sdk(&Resource::builder_empty().build(), vec![span("", &scope)]);
     }
 
     #[test]
