@@ -115,8 +115,9 @@ impl Drop for StoreReader {
             drop(idle);
             return;
         }
-        // If no thread can be started, the closure (and the connections)
-        // comes back in the error: leak them rather than block a worker.
+        // If no thread can be started, `spawn` drops the closure, and with it
+        // the connections, here on the worker: rare, and better than leaving
+        // them open.
         if let Err(error) = std::thread::Builder::new()
             .name("store-reader-close".into())
             .spawn(move || drop(idle))
