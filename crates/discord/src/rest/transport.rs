@@ -116,11 +116,18 @@ impl Transport {
         let mut authorization =
             HeaderValue::from_str(&token).map_err(|_| "the token is not a valid header value")?;
         authorization.set_sensitive(true);
+        // Without TCP_NODELAY, a request written in more than one segment
+        // waits for the server's delayed ACK (up to 40 ms on Linux) before
+        // its last part leaves: Nagle's algorithm. Every answer to a
+        // command is such a request.
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(tcp);
         Ok(Self {
             http: Client::builder(TokioExecutor::new()).build(connector),
             base,
