@@ -17,22 +17,22 @@ use bytes::Bytes;
 
 use crate::{
     community::{
-        ChannelKind, ChannelState, MemberState, MessageBody, RoleKind, RoleState, StoredMessage,
-        ThreadState, UserRecord, World, names, text,
+        ChannelKind, ChannelState, GuildState, MemberState, MessageBody, RoleKind, RoleState,
+        StoredMessage, ThreadState, UserRecord, World, names, text,
     },
     emit::{self, Change},
     gateway::{EventKind, payloads::MessageTemplate, session::Session},
     interactions,
-    rng::Rng,
+    rng::{Rng, mix64},
     snowflake::wall_ms,
     state::{Shared, lock},
 };
 
 /// Events produced per world-lock acquisition. REST handlers and injected
 /// interactions wait for the lock on a runtime worker, so it is held for short
-/// chunks (≈ 0.5 ms), and the producer yields between them.
-const BATCH: usize = 256;
-/// Templates cached before the cache is dropped and rebuilt.
+/// chunks (≈ 0.15 ms), and the producer yields between them.
+const BATCH: usize = 64;
+/// Slots of the MESSAGE_CREATE template cache.
 const TEMPLATE_CACHE: usize = 16_384;
 /// Busiest channels first; channels not listed come after.
 const BUSY_CHANNELS: &[&str] = &[
@@ -102,11 +102,66 @@ struct Postable {
     threads: Vec<u64>,
 }
 
+/// MESSAGE_CREATE templates by channel and author, in a fixed number of
+/// slots: a template replaces the one in its slot, and one built before the
+/// community last changed is rebuilt when next used. Nothing is ever
+/// dropped in bulk: freeing tens of thousands of templates at once made the
+/// allocator consolidate for tens of milliseconds, and gateway writes and
+/// REST answers on the same thread waited for it.
+struct TemplateCache {
+    slots: Vec<Option<CachedTemplate>>,
+}
+
+struct CachedTemplate {
+    epoch: u64,
+    channel_id: u64,
+    author_id: u64,
+    template: MessageTemplate,
+}
+
+impl Default for TemplateCache {
+    fn default() -> Self {
+        Self {
+            slots: std::iter::repeat_with(|| None)
+                .take(TEMPLATE_CACHE)
+                .collect(),
+        }
+    }
+}
+
+impl TemplateCache {
+    /// The template of `author_id` writing in `channel_id`, built if its
+    /// slot holds another or an outdated one.
+    fn get(
+        &mut self,
+        world: &World,
+        guild: &GuildState,
+        channel_id: u64,
+        author_id: u64,
+    ) -> &MessageTemplate {
+        let slot = mix64(channel_id ^ author_id.rotate_left(32)) as usize % TEMPLATE_CACHE;
+        let cached = &mut self.slots[slot];
+        let fresh = cached.as_ref().is_some_and(|c| {
+            c.epoch == world.epoch && c.channel_id == channel_id && c.author_id == author_id
+        });
+        if !fresh {
+            *cached = None;
+        }
+        &cached
+            .get_or_insert_with(|| CachedTemplate {
+                epoch: world.epoch,
+                channel_id,
+                author_id,
+                template: MessageTemplate::build(world, guild, channel_id, author_id),
+            })
+            .template
+    }
+}
+
 /// The traffic task's state.
 pub(crate) struct Generator {
     rng: Rng,
-    templates: HashMap<(u64, u64), MessageTemplate>,
-    template_epoch: u64,
+    templates: TemplateCache,
     postable: HashMap<usize, Postable>,
     content: String,
     covered: Vec<usize>,
@@ -146,8 +201,7 @@ impl Generator {
     pub(crate) fn new(shared: &Shared) -> Self {
         Self {
             rng: Rng::derive(shared.config.seed, 0x07EA_FF1C),
-            templates: HashMap::new(),
-            template_epoch: 0,
+            templates: TemplateCache::default(),
             postable: HashMap::new(),
             content: String::with_capacity(256),
             covered: Vec::new(),
@@ -326,18 +380,11 @@ impl Generator {
         author_id: u64,
         id: Option<u64>,
     ) -> bool {
-        if self.template_epoch != world.epoch || self.templates.len() > TEMPLATE_CACHE {
-            self.templates.clear();
-            self.template_epoch = world.epoch;
-        }
         let id = id.unwrap_or_else(|| world.next_id());
         let Some(guild) = world.guilds.get(g) else {
             return false;
         };
-        let template = self
-            .templates
-            .entry((channel_id, author_id))
-            .or_insert_with(|| MessageTemplate::build(world, guild, channel_id, author_id));
+        let template = self.templates.get(world, guild, channel_id, author_id);
         self.content.clear();
         text::write_message(&mut self.content, text::content_key(world.seed, id, 0));
         let mut body = Vec::with_capacity(1024);
