@@ -34,12 +34,15 @@ pub struct StatsCache {
 }
 
 impl Default for StatsCache {
+    /// Background reads of all four take turns, so statistics that expire
+    /// together do not take every core at once from the commands.
     fn default() -> Self {
+        let refreshes = Arc::new(tokio::sync::Semaphore::new(1));
         Self {
-            server: Cached::new(STATS_TTL),
-            channels: Cached::new(STATS_TTL),
-            authors: Cached::new(STATS_TTL),
-            forums: Cached::new(STATS_TTL),
+            server: Cached::sharing_refreshes(STATS_TTL, Arc::clone(&refreshes)),
+            channels: Cached::sharing_refreshes(STATS_TTL, Arc::clone(&refreshes)),
+            authors: Cached::sharing_refreshes(STATS_TTL, Arc::clone(&refreshes)),
+            forums: Cached::sharing_refreshes(STATS_TTL, refreshes),
         }
     }
 }
@@ -97,13 +100,15 @@ struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    /// Runs `query` on the read pool.
-    async fn read<T: Send + 'static>(
+    /// Runs `query` on the read pool. The read borrows nothing, so a cache
+    /// can finish it in the background.
+    fn read<T: Send + 'static>(
         &self,
         operation: &'static str,
         query: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, CommandError> {
-        Ok(self.reader.query(operation, query).await?)
+    ) -> impl Future<Output = Result<T, CommandError>> + Send + 'static {
+        let reader = Arc::clone(self.reader);
+        async move { Ok(reader.query(operation, query).await?) }
     }
 
     /// Waits for `work`, acknowledging a slash command first if it takes
