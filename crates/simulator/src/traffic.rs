@@ -8,7 +8,7 @@
 //! slower than events are produced.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque, hash_map::Entry},
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
@@ -23,16 +23,16 @@ use crate::{
     emit::{self, Change},
     gateway::{EventKind, payloads::MessageTemplate, session::Session},
     interactions,
-    rng::{Rng, mix64},
+    rng::Rng,
     snowflake::wall_ms,
     state::{Shared, lock},
 };
 
 /// Events produced per world-lock acquisition. REST handlers and injected
 /// interactions wait for the lock on a runtime worker, so it is held for short
-/// chunks (≈ 0.15 ms), and the producer yields between them.
-const BATCH: usize = 64;
-/// Slots of the MESSAGE_CREATE template cache.
+/// chunks (≈ 0.5 ms), and the producer yields between them.
+const BATCH: usize = 256;
+/// MESSAGE_CREATE templates kept.
 const TEMPLATE_CACHE: usize = 16_384;
 /// Busiest channels first; channels not listed come after.
 const BUSY_CHANNELS: &[&str] = &[
@@ -102,36 +102,26 @@ struct Postable {
     threads: Vec<u64>,
 }
 
-/// MESSAGE_CREATE templates by channel and author, in a fixed number of
-/// slots: a template replaces the one in its slot, and one built before the
-/// community last changed is rebuilt when next used. Nothing is ever
-/// dropped in bulk: freeing tens of thousands of templates at once made the
-/// allocator consolidate for tens of milliseconds, and gateway writes and
-/// REST answers on the same thread waited for it.
+/// MESSAGE_CREATE templates by channel and author. Past [`TEMPLATE_CACHE`]
+/// entries the oldest one makes room for the new one, and a template built
+/// before the community last changed is rebuilt in place when next used.
+/// Nothing is ever dropped in bulk: freeing tens of thousands of templates
+/// at once made the allocator consolidate for tens of milliseconds, and
+/// gateway writes and REST answers on the same thread waited for it.
+#[derive(Default)]
 struct TemplateCache {
-    slots: Vec<Option<CachedTemplate>>,
+    templates: HashMap<(u64, u64), CachedTemplate>,
+    /// Keys, oldest first.
+    order: VecDeque<(u64, u64)>,
 }
 
 struct CachedTemplate {
     epoch: u64,
-    channel_id: u64,
-    author_id: u64,
     template: MessageTemplate,
 }
 
-impl Default for TemplateCache {
-    fn default() -> Self {
-        Self {
-            slots: std::iter::repeat_with(|| None)
-                .take(TEMPLATE_CACHE)
-                .collect(),
-        }
-    }
-}
-
 impl TemplateCache {
-    /// The template of `author_id` writing in `channel_id`, built if its
-    /// slot holds another or an outdated one.
+    /// The template of `author_id` writing in `channel_id`.
     fn get(
         &mut self,
         world: &World,
@@ -139,22 +129,34 @@ impl TemplateCache {
         channel_id: u64,
         author_id: u64,
     ) -> &MessageTemplate {
-        let slot = mix64(channel_id ^ author_id.rotate_left(32)) as usize % TEMPLATE_CACHE;
-        let cached = &mut self.slots[slot];
-        let fresh = cached.as_ref().is_some_and(|c| {
-            c.epoch == world.epoch && c.channel_id == channel_id && c.author_id == author_id
-        });
-        if !fresh {
-            *cached = None;
+        let key = (channel_id, author_id);
+        if !self.templates.contains_key(&key) {
+            if self.templates.len() >= TEMPLATE_CACHE
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.templates.remove(&oldest);
+            }
+            self.order.push_back(key);
         }
-        &cached
-            .get_or_insert_with(|| CachedTemplate {
-                epoch: world.epoch,
-                channel_id,
-                author_id,
-                template: MessageTemplate::build(world, guild, channel_id, author_id),
-            })
-            .template
+        let build = || MessageTemplate::build(world, guild, channel_id, author_id);
+        match self.templates.entry(key) {
+            Entry::Occupied(occupied) => {
+                let cached = occupied.into_mut();
+                if cached.epoch != world.epoch {
+                    cached.template = build();
+                    cached.epoch = world.epoch;
+                }
+                &cached.template
+            }
+            Entry::Vacant(vacant) => {
+                &vacant
+                    .insert(CachedTemplate {
+                        epoch: world.epoch,
+                        template: build(),
+                    })
+                    .template
+            }
+        }
     }
 }
 

@@ -32,11 +32,8 @@ use super::{
 };
 use crate::{community::shard_of, rng::mix64, state::Shared};
 
-/// Dispatches written per turn of the connection loop. Between turns the
-/// connection reads what the client sent and yields to the runtime, so a
-/// backlog (≈ 25 µs per compressed dispatch) never keeps REST handlers on the
-/// same worker waiting for more than a couple of milliseconds.
-const WRITE_BATCH: usize = 64;
+/// Dispatches written per turn of the connection loop before reads get a chance.
+const WRITE_BATCH: usize = 512;
 /// Gateway sends a client may make per window (heartbeats exempt, see `check_send_limit`).
 const SEND_LIMIT: usize = 120;
 const SEND_WINDOW: Duration = Duration::from_secs(60);
@@ -232,9 +229,6 @@ where
         let mut shutdown = self.shared.shutdown.clone();
         loop {
             let more = self.write_queued().await?;
-            if more {
-                tokio::task::yield_now().await;
-            }
             if !more && self.unflushed {
                 self.ws.flush().await.map_err(|_| Stop(Ended::Dropped))?;
                 self.unflushed = false;
