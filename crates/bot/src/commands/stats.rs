@@ -1,7 +1,8 @@
 //! `/stats`: community statistics from the store's read API. Queries run on
 //! the read pool; a slash command is acknowledged first if they take long.
 //! Guild-wide numbers are shared between commands for [`STATS_TTL`], so a
-//! busy server costs one query per guild per interval, not one per command.
+//! busy server costs one query per guild per interval, not one per command;
+//! past it they are still given while a background read replaces them.
 
 use std::{sync::Arc, time::Duration};
 
