@@ -27,7 +27,7 @@ use twilight_model::{
 use crate::{
     SimError,
     community::{ChannelKind, RoleKind, World, names, wire},
-    gateway::{EventKind, payloads},
+    gateway::{EventKind, payloads, session::Written},
     ids,
     rng::{Rng, mix64},
     state::{Shared, Stats},
@@ -90,6 +90,12 @@ pub struct CallbackRecord {
     pub body: Value,
     /// Milliseconds from dispatch to the callback.
     pub ms_after_dispatch: f64,
+    /// Milliseconds from the INTERACTION_CREATE being written to the bot's
+    /// socket to the callback request arriving: the bot's own time to answer,
+    /// plus both trips over the network. `None` if it was never written (the
+    /// callback came from elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms_after_written: Option<f64>,
 }
 
 /// An edit of the original response or a followup.
@@ -142,6 +148,8 @@ pub struct InteractionRecord {
 pub(crate) struct Entry {
     pub(crate) record: InteractionRecord,
     pub(crate) dispatched: Instant,
+    /// When the INTERACTION_CREATE was first written to a bot's socket.
+    pub(crate) written: Written,
     pub(crate) original_message: Option<Value>,
     pub(crate) followup_messages: Vec<(u64, Value)>,
 }
@@ -149,6 +157,13 @@ pub(crate) struct Entry {
 impl Entry {
     pub(crate) fn elapsed_ms(&self) -> f64 {
         self.dispatched.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// Milliseconds from the INTERACTION_CREATE being written to `at`, once
+    /// it has been written.
+    pub(crate) fn ms_after_written(&self, at: Instant) -> Option<f64> {
+        let written = *self.written.get()?;
+        Some(at.saturating_duration_since(written).as_secs_f64() * 1000.0)
     }
 }
 
@@ -368,17 +383,21 @@ pub(crate) fn dispatch(
         edits: Vec::new(),
         followups: Vec::new(),
     };
+    let written = Written::default();
     // Registered before it is sent so a fast callback always finds it.
     crate::state::lock(&shared.interactions).insert(Entry {
         record,
         dispatched: Instant::now(),
+        written: written.clone(),
         original_message: None,
         followup_messages: Vec::new(),
     });
-    if shared
-        .hub
-        .broadcast(guild_id, EventKind::InteractionCreate, &body)
-        == 0
+    if shared.hub.broadcast_timed(
+        guild_id,
+        EventKind::InteractionCreate,
+        &body,
+        Some(&written),
+    ) == 0
     {
         crate::state::lock(&shared.interactions).remove(id);
         return Err(SimError::NotCovered { guild_id });

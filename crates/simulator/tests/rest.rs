@@ -506,7 +506,11 @@ async fn commands_and_interaction_responses() {
     let record = sim.interaction_responses(injected.id).unwrap();
     assert_eq!(record.edits.len(), 1);
     assert_eq!(record.followups.len(), 1);
-    assert!(record.callback.unwrap().ms_after_dispatch < 3_000.0);
+    let callback = record.callback.unwrap();
+    assert!(callback.ms_after_dispatch < 3_000.0);
+    // Written to the client after it was dispatched, and before it was answered.
+    let after_written = callback.ms_after_written.unwrap();
+    assert!(after_written <= callback.ms_after_dispatch, "{callback:?}");
     let truth = sim.ground_truth();
     assert_eq!(
         (truth.interactions_sent, truth.interactions_answered),

@@ -301,6 +301,13 @@ where
                 .feed(message)
                 .await
                 .map_err(|_| Stop(Ended::Dropped))?;
+            // A timed dispatch (an interaction) goes out at once, not after the
+            // rest of the batch. It is noted as written just before the flush,
+            // so no answer can arrive before the note.
+            if let Some(written) = entry.written {
+                let _ = written.set(Instant::now());
+                self.ws.flush().await.map_err(|_| Stop(Ended::Dropped))?;
+            }
         }
         self.batch = batch;
         self.next_seq += count as u64;

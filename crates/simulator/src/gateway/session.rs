@@ -9,7 +9,7 @@
 use std::{
     collections::VecDeque,
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -27,7 +27,14 @@ use crate::community::shard_of;
 pub(crate) struct Entry {
     pub(crate) kind: EventKind,
     pub(crate) data: Bytes,
+    /// Set to the time the dispatch was first written to a client's socket, for
+    /// dispatches whose delivery is timed (INTERACTION_CREATE).
+    pub(crate) written: Option<Written>,
 }
+
+/// When a timed dispatch was first written to a client: set once, by the first
+/// connection writer to flush it.
+pub(crate) type Written = Arc<OnceLock<Instant>>;
 
 /// The live connection a session is attached to.
 #[derive(Debug, Clone)]
@@ -141,12 +148,21 @@ impl Session {
 
     /// Assigns the next sequence number to a dispatch; `None` if the session is invalid.
     pub(crate) fn push(&self, kind: EventKind, data: Bytes) -> Option<u64> {
+        self.push_entry(Entry {
+            kind,
+            data,
+            written: None,
+        })
+    }
+
+    /// [`push`](Self::push) for a whole entry.
+    fn push_entry(&self, entry: Entry) -> Option<u64> {
         let seq = {
             let mut state = self.lock();
             if state.invalid {
                 return None;
             }
-            state.buffer.push_back(Entry { kind, data });
+            state.buffer.push_back(entry);
             let seq = state.last_seq();
             if state.buffer.len() > self.capacity {
                 if state.conn.is_none() {
@@ -361,11 +377,30 @@ impl Hub {
     /// Sends a guild dispatch to every session covering the guild; returns how many got it.
     /// The event is counted once if anyone got it.
     pub(crate) fn broadcast(&self, guild_id: u64, kind: EventKind, data: &Bytes) -> usize {
+        self.broadcast_timed(guild_id, kind, data, None)
+    }
+
+    /// [`broadcast`](Self::broadcast), noting in `written` when the dispatch was
+    /// first written to a client.
+    pub(crate) fn broadcast_timed(
+        &self,
+        guild_id: u64,
+        kind: EventKind,
+        data: &Bytes,
+        written: Option<&Written>,
+    ) -> usize {
         let delivered = self
             .lock()
             .iter()
             .filter(|s| s.covers(guild_id) && s.wants(kind))
-            .filter(|s| s.push(kind, data.clone()).is_some())
+            .filter(|s| {
+                s.push_entry(Entry {
+                    kind,
+                    data: data.clone(),
+                    written: written.cloned(),
+                })
+                .is_some()
+            })
             .count();
         if delivered > 0 {
             self.counters.record(kind);

@@ -2,7 +2,11 @@
 //! no bot token; the interaction token authorizes them. The initial response must arrive
 //! within the deadline (Discord: 3 s) or it is refused with 10062 Unknown interaction.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Json,
@@ -91,6 +95,7 @@ pub(crate) async fn callback(
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let arrived = Instant::now();
     let id = snowflake(&id, ApiError::UNKNOWN_INTERACTION)?;
     let body: Value = serde_json::from_slice(&body).map_err(|_| ApiError::INVALID_JSON)?;
     let Some(kind) = body["type"].as_u64() else {
@@ -130,6 +135,7 @@ pub(crate) async fn callback(
         kind,
         body,
         ms_after_dispatch: elapsed,
+        ms_after_written: entry.ms_after_written(arrived),
     });
     Stats::bump(&shared.stats.interactions_answered);
     tracing::debug!(
