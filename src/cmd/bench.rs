@@ -195,6 +195,34 @@ pub(crate) fn process_cpu_time() -> anyhow::Result<Duration> {
     Ok(Duration::from_millis(total * 10))
 }
 
+/// CPU time of this process's threads named `name` (as a runtime built with
+/// `thread_name` names its workers), from each thread's
+/// `/proc/self/task/*/schedstat`, to the nanosecond. A thread that exited is
+/// not counted, so use it for threads that live as long as what is measured.
+pub(crate) fn threads_cpu_time(name: &str) -> anyhow::Result<Duration> {
+    let mut total = Duration::ZERO;
+    for task in std::fs::read_dir("/proc/self/task").context("while reading /proc/self/task")? {
+        let task = task?.path();
+        // A thread may exit between listing and reading: it is then skipped.
+        let Ok(comm) = std::fs::read_to_string(task.join("comm")) else {
+            continue;
+        };
+        if comm.trim_end() != name {
+            continue;
+        }
+        let Ok(schedstat) = std::fs::read_to_string(task.join("schedstat")) else {
+            continue;
+        };
+        let nanos: u64 = schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .context("unexpected schedstat")?;
+        total += Duration::from_nanos(nanos);
+    }
+    Ok(total)
+}
+
 /// Peak resident memory of this process (`VmHWM` from `/proc/self/status`).
 pub(crate) fn peak_rss_bytes() -> anyhow::Result<u64> {
     let status =

@@ -47,6 +47,12 @@ use crate::{
 /// Guilds in the simulated community.
 const GUILDS: u32 = 2;
 
+/// Worker threads of the simulator's own runtime.
+const SIMULATOR_THREADS: usize = 1;
+
+/// The name the simulator's runtime gives its threads.
+const SIMULATOR_THREAD: &str = "simulator";
+
 /// The OTLP/gRPC endpoint the parent hands a phase (the receiver it runs).
 const OTLP_ENDPOINT_VAR: &str = "GUILDSCOPE_BENCH_OTLP_ENDPOINT";
 
@@ -61,9 +67,12 @@ struct PhaseResult {
     command_rate: f64,
     command_p50_us: u64,
     command_p99_us: u64,
-    /// Process CPU time (bot, simulator and peers) per command in the
-    /// fixed-rate phase.
+    /// Process CPU time (bot and simulator) per command in the fixed-rate
+    /// phase.
     command_cpu_us: f64,
+    /// The same without the simulator's threads: the bot's (and the pacing
+    /// loop's, the same with telemetry off and on).
+    command_bot_cpu_us: f64,
     spans_ended_commands: u64,
     spans_exported_commands: u64,
     messages: u64,
@@ -136,12 +145,14 @@ async fn rounds(args: &BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
                 peers.stop().await;
             }
             eprintln!(
-                "round {} {:<3}: {:>8.0} msg/s, command p50 {} µs p99 {} µs, spans {}/{} exported",
+                "round {} {:<3}: {:>8.0} msg/s, command p50 {} µs p99 {} µs, CPU {:.1} µs (bot {:.1}), spans {}/{} exported",
                 round + 1,
                 phase.as_str(),
                 result.messages_per_second,
                 result.command_p50_us,
                 result.command_p99_us,
+                result.command_cpu_us,
+                result.command_bot_cpu_us,
                 result.spans_exported,
                 result.spans_ended
             );
@@ -219,6 +230,14 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
         cpu_on,
         cpu_on - cpu_off
     );
+    let bot_cpu_off = m(off, |r| r.command_bot_cpu_us);
+    let bot_cpu_on = m(on, |r| r.command_bot_cpu_us);
+    println!(
+        "  of it the bot's    {:>9.1} µs    {:>9.1} µs     {:+.1} µs",
+        bot_cpu_off,
+        bot_cpu_on,
+        bot_cpu_on - bot_cpu_off
+    );
     println!(
         "spans dropped        at {}/s commands: {dropped_commands}; whole run (saturation included): {dropped_all}",
         args.command_rate
@@ -287,11 +306,16 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
         (None, None, None)
     };
 
-    let simulator = Simulator::start(SimConfig {
-        guilds: GUILDS,
-        members: 1_000,
-        ..SimConfig::default()
-    })
+    // The simulator stands for Discord, on a runtime of its own, so the CPU
+    // its threads use can be told apart from the bot's.
+    let simulator = Simulator::start_isolated(
+        SimConfig {
+            guilds: GUILDS,
+            members: 1_000,
+            ..SimConfig::default()
+        },
+        SIMULATOR_THREADS,
+    )
     .await
     .context("while starting the simulator")?;
     let discord = wiring::discord_for(&simulator);
@@ -338,6 +362,7 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     // Phase 1: commands alone at the fixed rate.
     let stats = Arc::clone(&running.bot_stats);
     let cpu_before = super::process_cpu_time()?;
+    let simulator_cpu_before = super::threads_cpu_time(SIMULATOR_THREAD)?;
     paced(
         args.command_rate,
         args.commands,
@@ -352,6 +377,9 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     .context("the commands were not all answered")?;
     let latency = stats.snapshot().command_latency;
     let command_cpu = super::process_cpu_time()?.saturating_sub(cpu_before);
+    let simulator_cpu =
+        super::threads_cpu_time(SIMULATOR_THREAD)?.saturating_sub(simulator_cpu_before);
+    let bot_cpu = command_cpu.saturating_sub(simulator_cpu);
     let (spans_ended_commands, spans_exported_commands) = match &telemetry {
         Some(telemetry) => {
             // Let the batch processor catch up before reading what it lost.
@@ -420,6 +448,7 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
         command_p50_us: latency.p50_us,
         command_p99_us: latency.p99_us,
         command_cpu_us: command_cpu.as_secs_f64() * 1e6 / args.commands.max(1) as f64,
+        command_bot_cpu_us: bot_cpu.as_secs_f64() * 1e6 / args.commands.max(1) as f64,
         spans_ended_commands,
         spans_exported_commands,
         messages: args.messages,
