@@ -621,10 +621,13 @@ async fn prometheus_and_statsd_count_exactly_the_work_done() {
     stack
         .until("every message to be handled", |s| {
             // The whole firehose is out (it is sent in chunks) and handled.
+            // A command is counted once the callback's response is back, which
+            // may be after the simulator recorded the callback.
             let expected = sent() as f64;
             expected >= 2_000.0
                 && s.metric(r#"guildscope_gateway_events_total{event="MESSAGE_CREATE"}"#)
                     == expected
+                && s.metric(r#"guildscope_commands_total{command="ping",outcome="ok"}"#) >= 5.0
         })
         .await;
     let messages = sent();
@@ -739,6 +742,7 @@ async fn with_every_collector_dead_the_bot_still_handles_a_whole_run() {
             sent >= 3_000
                 && s.metric(r#"guildscope_gateway_events_total{event="MESSAGE_CREATE"}"#)
                     == sent as f64
+                && s.metric(r#"guildscope_commands_total{command="ping",outcome="ok"}"#) >= 20.0
         })
         .await;
     let metrics = stack.scrape();

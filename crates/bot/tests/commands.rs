@@ -348,7 +348,14 @@ async fn every_refusal_is_explained_and_changes_nothing() {
         !h.sim.rest_log().iter().any(|c| c.path.contains("/roles/")),
         "a refused role reached Discord"
     );
-    assert_eq!(h.stats.snapshot().commands_user_error, cases.len() as u64);
+    // Counted once the answer's request has returned, after the simulator
+    // recorded it.
+    let stats = &h.stats;
+    until("every refusal to be counted", || {
+        stats.snapshot().commands_user_error >= cases.len() as u64
+    })
+    .await;
+    assert_eq!(stats.snapshot().commands_user_error, cases.len() as u64);
     h.finish().await;
 }
 
@@ -575,7 +582,14 @@ async fn a_hundred_commands_at_once_are_each_answered_once() {
     let truth = sim.ground_truth();
     assert_eq!(truth.interactions_answered, 100);
     assert_eq!(truth.interactions_late, 0);
-    assert_eq!(h.stats.snapshot().commands_ok, 100);
+    // The simulator records a callback before it answers the request; the
+    // bot counts a command once the answer is back.
+    let stats = &h.stats;
+    until("every command to be counted", || {
+        stats.snapshot().commands_answered() >= 100
+    })
+    .await;
+    assert_eq!(stats.snapshot().commands_ok, 100);
     h.finish().await;
 }
 
@@ -653,7 +667,12 @@ async fn a_failure_answers_privately_with_an_error_id() {
         text.starts_with("Something went wrong on our side while running `/role`."),
         "{text}"
     );
-    let snapshot = h.stats.snapshot();
+    let stats = &h.stats;
+    until("the failure to be counted", || {
+        stats.snapshot().commands_failed >= 1
+    })
+    .await;
+    let snapshot = stats.snapshot();
     assert_eq!(snapshot.commands_failed, 1);
     assert_eq!(snapshot.errors.get("command"), Some(&1));
     // The bot is still answering.
