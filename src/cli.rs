@@ -253,9 +253,45 @@ pub struct BenchTelemetryArgs {
     /// Rounds of off/on pairs.
     #[arg(long, default_value_t = 3)]
     pub rounds: u32,
+    /// Which exporters the "on" side turns on (spans, statsd, prometheus),
+    /// to see what each costs; all of them by default. The metrics registry
+    /// is fed whenever the "on" side runs.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Exporter::ALL)]
+    pub exporters: Vec<Exporter>,
     /// Run one phase and print its result as JSON (used by the rounds).
     #[arg(long, hide = true, value_enum)]
     pub phase: Option<TelemetryPhase>,
+}
+
+/// An exporter the telemetry benchmark can turn on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Exporter {
+    /// Spans over OTLP/gRPC, every trace sampled.
+    Spans,
+    /// StatsD over UDP.
+    Statsd,
+    /// The Prometheus endpoint, scraped every second.
+    Prometheus,
+}
+
+impl Exporter {
+    /// Every exporter.
+    pub const ALL: [Self; 3] = [Self::Spans, Self::Statsd, Self::Prometheus];
+
+    /// The name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Spans => "spans",
+            Self::Statsd => "statsd",
+            Self::Prometheus => "prometheus",
+        }
+    }
+}
+
+impl std::fmt::Display for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One side of the telemetry benchmark.

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::UdpSocket};
 
 use crate::{
-    cli::{BenchTelemetryArgs, TelemetryPhase},
+    cli::{BenchTelemetryArgs, Exporter, TelemetryPhase},
     cmd::{
         telemetry::{Telemetry, otel_config},
         wait_until, wiring,
@@ -115,6 +115,7 @@ async fn rounds(args: &BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
                 .args(["--messages", &args.messages.to_string()])
                 .args(["--command-rate", &args.command_rate.to_string()])
                 .args(["--commands", &args.commands.to_string()])
+                .args(["--exporters", &exporters_arg(&args.exporters)])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit());
             let peers = match phase {
@@ -166,6 +167,15 @@ async fn rounds(args: &BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The exporters as the command line names them, comma-separated.
+fn exporters_arg(exporters: &[Exporter]) -> String {
+    exporters
+        .iter()
+        .map(|e| e.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
@@ -204,6 +214,7 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
         args.messages,
         args.command_rate / 4.0
     );
+    println!("exporters on         {}", exporters_arg(&args.exporters));
     println!("                     telemetry off   telemetry on    ratio / delta");
     println!(
         "ingest throughput    {:>9.0} msg/s {:>9.0} msg/s  {:.3} ({:+.1}%)",
@@ -299,7 +310,7 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     super::super::remove_sqlite_files(&database_text)?;
 
     let (telemetry, scrapes, own_peers) = if on {
-        let (telemetry, scrapes, own_peers) = start_telemetry().await?;
+        let (telemetry, scrapes, own_peers) = start_telemetry(&args.exporters).await?;
         (Some(telemetry), Some(scrapes), own_peers)
     } else {
         logging::init("warn", LogFormat::Auto);
@@ -471,10 +482,12 @@ fn messages_handled(stats: &BotStats) -> u64 {
         .unwrap_or(0)
 }
 
-/// Every exporter on, each pointed at a peer: the parent's when it handed
-/// them over, otherwise peers started in this process (returned). Also
-/// returns the count of Prometheus scrapes, which this process makes.
-async fn start_telemetry() -> anyhow::Result<(Telemetry, Arc<AtomicU64>, Option<Peers>)> {
+/// The exporters asked for on, each pointed at a peer: the parent's when it
+/// handed them over, otherwise peers started in this process (returned).
+/// Also returns the count of Prometheus scrapes, which this process makes.
+async fn start_telemetry(
+    exporters: &[Exporter],
+) -> anyhow::Result<(Telemetry, Arc<AtomicU64>, Option<Peers>)> {
     let handed = (
         std::env::var(OTLP_ENDPOINT_VAR).ok(),
         std::env::var(STATSD_ADDR_VAR).ok(),
@@ -493,11 +506,22 @@ async fn start_telemetry() -> anyhow::Result<(Telemetry, Arc<AtomicU64>, Option<
 
     let mut config = Config::load(None, &Overrides::default())?;
     config.log_level = "warn".into();
-    config.telemetry.traces.endpoint = Some(otlp_endpoint);
-    config.telemetry.traces.protocol = crate::config::OtlpProtocol::Grpc;
-    config.telemetry.traces.sample_ratio = 1.0;
-    config.telemetry.metrics.listen = Some("127.0.0.1:0".parse()?);
-    config.telemetry.statsd = Some(StatsdConfig::new(statsd_addr)?);
+    // Only what was asked for, whatever the environment says.
+    config.telemetry.traces.endpoint = None;
+    config.telemetry.statsd = None;
+    if exporters.contains(&Exporter::Spans) {
+        config.telemetry.traces.endpoint = Some(otlp_endpoint);
+        config.telemetry.traces.protocol = crate::config::OtlpProtocol::Grpc;
+        config.telemetry.traces.sample_ratio = 1.0;
+    }
+    config.telemetry.metrics.listen = if exporters.contains(&Exporter::Prometheus) {
+        Some("127.0.0.1:0".parse()?)
+    } else {
+        None
+    };
+    if exporters.contains(&Exporter::Statsd) {
+        config.telemetry.statsd = Some(StatsdConfig::new(statsd_addr)?);
+    }
     let guard = otel::init(&otel_config(&config)?)?;
     let telemetry = Telemetry::start_with(guard, &config.telemetry).await?;
 

@@ -20,8 +20,8 @@ const MIN_DATAGRAM: usize = 64;
 /// address = "127.0.0.1:8125"   # required: an IP socket address or host:port
 /// prefix = "guildscope"        # joined to every metric name with "."; "" for none
 /// max_datagram = 1432          # bytes per datagram, at most
-/// flush_interval_ms = 100      # send a partly filled datagram after this long
-/// queue = 10000                # metrics waiting for the sink task, at most
+/// flush_interval_ms = 100      # send a partly filled datagram (and summed counters) after this long
+/// queue = 10000                # lines and distinct counters waiting for the sink task, at most
 /// ```
 ///
 /// Unknown keys are rejected. Build one in code with [`StatsdConfig::new`], adjust the
@@ -41,16 +41,19 @@ pub struct StatsdConfig {
     /// typical 1500-byte MTU with room for IP and UDP headers and tunnel overhead.
     #[serde(default = "default_max_datagram")]
     pub max_datagram: usize,
-    /// How long a partly filled datagram may wait before it is sent. Written as
-    /// `flush_interval_ms` (milliseconds) in config files.
+    /// How long a partly filled datagram may wait before it is sent; counters are
+    /// summed by name over the same time. Written as `flush_interval_ms`
+    /// (milliseconds) in config files.
     #[serde(
         default = "default_flush_interval",
         rename = "flush_interval_ms",
         deserialize_with = "duration_ms"
     )]
     pub flush_interval: Duration,
-    /// Capacity of the queue between the handles and the sink task. When it is full, new
-    /// metrics are dropped and counted instead of blocking the caller.
+    /// Capacity of the queue between the handles and the sink task, in lines and
+    /// distinct counters (a counter already waiting is added to, taking no more room).
+    /// When it is full, new metrics are dropped and counted instead of blocking the
+    /// caller.
     #[serde(default = "default_queue")]
     pub queue: usize,
 }

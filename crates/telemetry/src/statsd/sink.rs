@@ -3,10 +3,15 @@
 //! Callers must never wait on telemetry, so the handle encodes a metric straight into a
 //! shared buffer of pending lines, under a lock held for that append alone; when
 //! [`StatsdConfig::queue`] metrics are pending already, the metric is dropped and
-//! counted, not waited for. The task is woken only when there is something to do: a
-//! first metric to start the flush timer for, a datagram's worth of metrics, a flush,
-//! the last handle going away. Under load it wakes once per datagram, not once per
-//! metric. It packs lines into datagrams and is the only thing that touches the socket.
+//! counted, not waited for. Counters (without a sample rate) are not written as lines
+//! but summed by name until the next send, as StatsD itself sums them over its own
+//! interval: a busy channel costs one line per send, not one per message. The task is
+//! woken only when there is something to do: a first metric to start the flush timer
+//! for, a datagram's worth of metrics, a flush, the last handle going away. Under load
+//! it wakes once per datagram, not once per metric. It writes the summed counters'
+//! lines, packs lines into datagrams and is the only thing that touches the socket.
+
+use std::collections::HashMap;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::config::{StatsdConfig, StatsdError};
-use super::encoder::{Encoder, Metric};
+use super::encoder::{Encoder, Metric, MetricValue};
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -46,6 +51,8 @@ struct Pending {
     text: String,
     /// Where each metric ends in `text` (a negative gauge is two lines, sent together).
     ends: Vec<usize>,
+    /// Counters summed since the last send.
+    counts: Counts,
     /// The task has been woken to start the flush timer for what is pending.
     timer: bool,
     /// Callers of [`Statsd::flush`] waiting for what is pending to be sent.
@@ -54,6 +61,45 @@ struct Pending {
     closed: bool,
     /// The task has ended.
     stopped: bool,
+}
+
+/// Counters summed by name, in the order they first came.
+#[derive(Debug, Default)]
+struct Counts {
+    index: HashMap<Box<str>, usize>,
+    sums: Vec<(Box<str>, i64)>,
+}
+
+impl Counts {
+    fn len(&self) -> usize {
+        self.sums.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sums.is_empty()
+    }
+
+    /// Adds `n` to `name` if it is counted already; whether it was.
+    fn add(&mut self, name: &str, n: i64) -> bool {
+        let Some(&at) = self.index.get(name) else {
+            return false;
+        };
+        let sum = &mut self.sums[at].1;
+        *sum = sum.saturating_add(n);
+        true
+    }
+
+    fn insert(&mut self, name: &str, n: i64) {
+        let name: Box<str> = name.into();
+        self.index.insert(name.clone(), self.sums.len());
+        self.sums.push((name, n));
+    }
+
+    /// The sums so far, leaving none.
+    fn take(&mut self) -> Vec<(Box<str>, i64)> {
+        self.index.clear();
+        std::mem::take(&mut self.sums)
+    }
 }
 
 impl Shared {
@@ -104,19 +150,22 @@ impl Statsd {
             max_datagram: config.max_datagram,
             queue: config.queue,
         });
+        let encoder = Arc::new(Encoder::new(&config.prefix));
         let task = SinkTask {
             socket,
             addr,
             shared: Arc::clone(&shared),
+            encoder: Arc::clone(&encoder),
             flush_interval: config.flush_interval,
             buffer: String::with_capacity(config.max_datagram),
+            line: String::new(),
             deadline: None,
             failing: false,
         };
         let join = tokio::spawn(task.run());
         tracing::debug!(%addr, prefix = %config.prefix, "statsd sink started");
         let statsd = Self {
-            encoder: Arc::new(Encoder::new(&config.prefix)),
+            encoder,
             _handles: Arc::new(Handles(Arc::clone(&shared))),
             shared,
         };
@@ -142,8 +191,18 @@ impl Statsd {
     /// encoded, does not fit in a datagram, or the queue is full.
     pub fn send(&self, metric: Metric<'_>) {
         let shared = &*self.shared;
+        let summed = match metric.value {
+            MetricValue::Counter(n) if metric.sample_rate.is_none() => Some(n),
+            _ => None,
+        };
         let mut pending = shared.lock();
-        if pending.ends.len() >= shared.queue {
+        // A counter already pending since the last send: the timer runs for it.
+        if let Some(n) = summed
+            && pending.counts.add(metric.name, n)
+        {
+            return;
+        }
+        if pending.ends.len() + pending.counts.len() >= shared.queue {
             drop(pending);
             shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -157,8 +216,18 @@ impl Statsd {
             shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        match summed {
+            // Checked as a line; the task writes the line with the sum.
+            Some(n) => {
+                pending.text.truncate(start);
+                pending.counts.insert(metric.name, n);
+            }
+            None => {
+                let end = pending.text.len();
+                pending.ends.push(end);
+            }
+        }
         let end = pending.text.len();
-        pending.ends.push(end);
         let first = !pending.timer;
         pending.timer = true;
         let wake = first || end >= shared.max_datagram;
@@ -220,9 +289,13 @@ struct SinkTask {
     socket: UdpSocket,
     addr: SocketAddr,
     shared: Arc<Shared>,
+    /// Writes the summed counters' lines.
+    encoder: Arc<Encoder>,
     flush_interval: Duration,
     /// The datagram being filled.
     buffer: String,
+    /// One summed counter's line, kept for its allocation.
+    line: String,
     /// When what is pending and buffered must be sent, once a metric is waiting.
     deadline: Option<Instant>,
     failing: bool,
@@ -232,6 +305,7 @@ struct SinkTask {
 struct Taken {
     text: String,
     ends: Vec<usize>,
+    counts: Vec<(Box<str>, i64)>,
     flushes: Vec<oneshot::Sender<()>>,
     closed: bool,
 }
@@ -251,6 +325,7 @@ impl SinkTask {
                 continue;
             };
             self.pack(&taken.text, &taken.ends).await;
+            self.pack_counts(&taken.counts).await;
             if due || taken.closed || !taken.flushes.is_empty() {
                 self.send_buffer().await;
             }
@@ -262,7 +337,10 @@ impl SinkTask {
             }
             // A partly filled datagram, or metrics that came meanwhile, wait for the
             // timer; a timer that has run out starts again for them.
-            let waiting = !self.buffer.is_empty() || !self.shared.lock().ends.is_empty();
+            let waiting = !self.buffer.is_empty() || {
+                let pending = self.shared.lock();
+                !pending.ends.is_empty() || !pending.counts.is_empty()
+            };
             if !waiting {
                 self.deadline = None;
             } else if due || self.deadline.is_none() {
@@ -297,6 +375,7 @@ impl SinkTask {
         Some(Taken {
             text: std::mem::take(text),
             ends: std::mem::take(ends),
+            counts: pending.counts.take(),
             flushes: std::mem::take(&mut pending.flushes),
             closed: pending.closed,
         })
@@ -308,18 +387,39 @@ impl SinkTask {
         for &end in ends {
             let line = &text[start..end];
             start = end;
-            if !self.buffer.is_empty()
-                && self.buffer.len() + 1 + line.len() > self.shared.max_datagram
-            {
-                self.send_buffer().await;
+            self.pack_line(line).await;
+        }
+    }
+
+    /// Writes the summed counters' lines and packs them. A sum whose line has grown
+    /// past a datagram is dropped and counted, as a metric that never fits is.
+    async fn pack_counts(&mut self, counts: &[(Box<str>, i64)]) {
+        let mut line = std::mem::take(&mut self.line);
+        for (name, sum) in counts {
+            line.clear();
+            let encoded = self
+                .encoder
+                .encode_into(&Metric::counter(name, *sum), &mut line);
+            if encoded.is_err() || line.len() > self.shared.max_datagram {
+                self.shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
             }
-            if !self.buffer.is_empty() {
-                self.buffer.push('\n');
-            }
-            self.buffer.push_str(line);
-            if self.buffer.len() == self.shared.max_datagram {
-                self.send_buffer().await;
-            }
+            self.pack_line(&line).await;
+        }
+        self.line = line;
+    }
+
+    async fn pack_line(&mut self, line: &str) {
+        if !self.buffer.is_empty() && self.buffer.len() + 1 + line.len() > self.shared.max_datagram
+        {
+            self.send_buffer().await;
+        }
+        if !self.buffer.is_empty() {
+            self.buffer.push('\n');
+        }
+        self.buffer.push_str(line);
+        if self.buffer.len() == self.shared.max_datagram {
+            self.send_buffer().await;
         }
     }
 

@@ -214,14 +214,48 @@ async fn a_full_datagram_is_sent_at_once_without_waiting_for_the_interval() {
     })
     .await;
 
-    // Three 23-byte lines do not fit in 64 bytes; the first two make a datagram.
+    // Three 24-byte lines do not fit in 64 bytes; the first two make a datagram.
     for _ in 0..3 {
-        statsd.count("messages", 1);
+        statsd.timing("latency", Duration::from_millis(12));
     }
     assert_eq!(
         server.recv().await,
-        "guildscope.messages:1|c\nguildscope.messages:1|c"
+        "guildscope.latency:12|ms\nguildscope.latency:12|ms"
     );
+}
+
+#[tokio::test]
+async fn counters_are_summed_by_name_until_they_are_sent() {
+    let server = Server::bind().await;
+    let statsd = start(server.config()).await;
+
+    for _ in 0..1_000 {
+        statsd.count("messages", 1);
+    }
+    statsd.count("channels.general", 2);
+    statsd.count("messages", -4);
+    statsd.count("channels.general", 3);
+    statsd.timing("latency", Duration::from_millis(7));
+    statsd.flush().await.unwrap();
+    assert_eq!(
+        server.recv().await,
+        "guildscope.latency:7|ms\nguildscope.messages:996|c\nguildscope.channels.general:5|c"
+    );
+
+    // A send starts the sums again.
+    statsd.count("messages", 1);
+    statsd.flush().await.unwrap();
+    assert_eq!(server.recv().await, "guildscope.messages:1|c");
+
+    // A counter with a sample rate is its own line, as StatsD scales it.
+    statsd.send(Metric::counter("messages", 1).with_sample_rate(0.5));
+    statsd.send(Metric::counter("messages", 1).with_sample_rate(0.5));
+    statsd.flush().await.unwrap();
+    assert_eq!(
+        server.recv().await,
+        "guildscope.messages:1|c|@0.5\nguildscope.messages:1|c|@0.5"
+    );
+    assert_eq!(statsd.dropped(), 0);
 }
 
 #[tokio::test]
@@ -241,9 +275,10 @@ async fn dropping_every_handle_sends_what_is_queued_and_ends_the_task() {
     drop(clone);
 
     timeout(PATIENCE, task).await.unwrap().unwrap();
+    // Summed counters are written after the other lines.
     assert_eq!(
         server.recv().await,
-        "guildscope.commands.ping:1|c\nguildscope.guild.total_members:7|g"
+        "guildscope.guild.total_members:7|g\nguildscope.commands.ping:1|c"
     );
 }
 
@@ -284,22 +319,29 @@ async fn a_full_queue_drops_and_counts_instead_of_blocking() {
     })
     .await;
 
+    // Two places: a timing and a counter take them, and a counter already
+    // waiting keeps summing without taking another.
+    statsd.timing("command_duration.ping", Duration::from_millis(3));
     for i in 0..10 {
         statsd.count("messages", i);
     }
-    assert_eq!(statsd.dropped(), 8);
+    for i in 0..8 {
+        statsd.timing("command_duration.help", Duration::from_millis(i));
+        statsd.count(&format!("channels.c{i}"), 1);
+    }
+    assert_eq!(statsd.dropped(), 16);
 
     statsd.flush().await.unwrap();
     assert_eq!(
         server.recv().await,
-        "guildscope.messages:0|c\nguildscope.messages:1|c"
+        "guildscope.command_duration.ping:3|ms\nguildscope.messages:45|c"
     );
 
     // With room again, metrics flow.
     statsd.count("messages", 10);
     statsd.flush().await.unwrap();
     assert_eq!(server.recv().await, "guildscope.messages:10|c");
-    assert_eq!(statsd.dropped(), 8);
+    assert_eq!(statsd.dropped(), 16);
 }
 
 #[tokio::test]
