@@ -205,7 +205,7 @@ impl Runner {
                     }
                     _ => {}
                 }
-                let span = if self.trace_budget.take(&event) {
+                let span = if self.trace_budget.take(&event, received_at) {
                     trace::event_span(self.id, sequence, name, &event)
                 } else {
                     Span::none()
