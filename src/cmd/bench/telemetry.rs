@@ -507,21 +507,16 @@ async fn start_telemetry(
     let mut config = Config::load(None, &Overrides::default())?;
     config.log_level = "warn".into();
     // Only what was asked for, whatever the environment says.
-    config.telemetry.traces.endpoint = None;
-    config.telemetry.statsd = None;
-    if exporters.contains(&Exporter::Spans) {
-        config.telemetry.traces.endpoint = Some(otlp_endpoint);
-        config.telemetry.traces.protocol = crate::config::OtlpProtocol::Grpc;
-        config.telemetry.traces.sample_ratio = 1.0;
-    }
-    config.telemetry.metrics.listen = if exporters.contains(&Exporter::Prometheus) {
-        Some("127.0.0.1:0".parse()?)
-    } else {
-        None
-    };
-    if exporters.contains(&Exporter::Statsd) {
-        config.telemetry.statsd = Some(StatsdConfig::new(statsd_addr)?);
-    }
+    let on = |exporter| exporters.contains(&exporter);
+    config.telemetry.traces.endpoint = on(Exporter::Spans).then_some(otlp_endpoint);
+    config.telemetry.traces.protocol = crate::config::OtlpProtocol::Grpc;
+    config.telemetry.traces.sample_ratio = 1.0;
+    config.telemetry.metrics.listen = on(Exporter::Prometheus)
+        .then(|| "127.0.0.1:0".parse())
+        .transpose()?;
+    config.telemetry.statsd = on(Exporter::Statsd)
+        .then(|| StatsdConfig::new(statsd_addr))
+        .transpose()?;
     let guard = otel::init(&otel_config(&config)?)?;
     let telemetry = Telemetry::start_with(guard, &config.telemetry).await?;
 

@@ -216,18 +216,19 @@ impl Statsd {
             shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        match summed {
+        let end = match summed {
             // Checked as a line; the task writes the line with the sum.
             Some(n) => {
                 pending.text.truncate(start);
                 pending.counts.insert(metric.name, n);
+                start
             }
             None => {
                 let end = pending.text.len();
                 pending.ends.push(end);
+                end
             }
-        }
-        let end = pending.text.len();
+        };
         let first = !pending.timer;
         pending.timer = true;
         let wake = first || end >= shared.max_datagram;
