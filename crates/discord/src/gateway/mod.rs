@@ -219,7 +219,18 @@ impl Gateway {
                     let mut guard = guard;
                     guard.exit = Some(runner.run().await);
                 }
-                .instrument(tracing::info_span!("discord.shard", discord.shard_id = id)),
+                // Context for twilight's own log lines, which do not name the
+                // shard (guildscope's do). At DEBUG under twilight's target it
+                // exists only while twilight's debug lines are logged: the
+                // span pipeline does not trace other crates' DEBUG spans (a
+                // span as long as the process is no trace), and entering it on
+                // every poll of the shard cost every event a round through
+                // the subscriber.
+                .instrument(tracing::debug_span!(
+                    target: "twilight_gateway",
+                    "discord.shard",
+                    discord.shard_id = id
+                )),
             );
         }
         info!(shards = total, "gateway started");

@@ -27,7 +27,7 @@ use guildscope_model::{
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
-use tracing::{Instrument, Span, field};
+use tracing::{Span, field};
 use twilight_http::{Client, request::TryIntoRequest};
 use twilight_model::{
     application::command::{CommandOptionChoice, CommandOptionChoiceValue},
@@ -621,6 +621,10 @@ impl Rest {
         );
         let started = Instant::now();
         let mut exchange = Exchange::default();
+        // The span is the explicit parent of everything inside the call (the
+        // rate-limit wait, the retry event), so it is never entered: entering
+        // it on every poll of the request would cost a round through the
+        // subscriber each time and tell no more.
         let result = async {
             let request = request.map_err(|error| RestError::from_twilight(route, error))?;
             let transport = self
@@ -631,7 +635,6 @@ impl Rest {
             let body = transport.send(route, request, &span, &mut exchange).await?;
             decode(&body).map_err(|Undecodable| RestError::Decode { route })
         }
-        .instrument(span.clone())
         .await;
         record(&span, &exchange, started, &result);
         if exchange.sent

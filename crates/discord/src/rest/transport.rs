@@ -195,6 +195,7 @@ impl Transport {
                 if exchange.resends < MAX_RESENDS {
                     exchange.resends += 1;
                     tracing::debug!(
+                        parent: span,
                         route,
                         scope = limited.scope.as_str(),
                         retry_after_ms = super::ratelimit::millis(limited.retry_after),

@@ -136,7 +136,9 @@ pub(crate) fn build_pipeline(
     Ok((dispatch, guard))
 }
 
-/// The log filter deciding which events become span events. An `EnvFilter` tracks the
+/// The log filter deciding which events become span events. It decides for events only:
+/// which spans are traced is the span filter's to say, so a log filter that shows another
+/// crate's DEBUG spans in the logs does not export them. An `EnvFilter` tracks the
 /// spans its directives name (`[command]=debug`) on every span operation; without such
 /// directives there is nothing to track, and this filter skips that work, which would
 /// otherwise cost a lock and a lookup each time any traced span is entered, exited or
@@ -164,13 +166,17 @@ where
         meta: &tracing::Metadata<'_>,
         cx: &tracing_subscriber::layer::Context<'_, S>,
     ) -> bool {
-        <EnvFilter as tracing_subscriber::layer::Filter<S>>::enabled(&self.filter, meta, cx)
+        meta.is_event()
+            && <EnvFilter as tracing_subscriber::layer::Filter<S>>::enabled(&self.filter, meta, cx)
     }
 
     fn callsite_enabled(
         &self,
         meta: &'static tracing::Metadata<'static>,
     ) -> tracing::subscriber::Interest {
+        if meta.is_span() {
+            return tracing::subscriber::Interest::never();
+        }
         <EnvFilter as tracing_subscriber::layer::Filter<S>>::callsite_enabled(&self.filter, meta)
     }
 
