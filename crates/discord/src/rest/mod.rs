@@ -17,7 +17,7 @@ mod transport;
 
 use std::{
     fmt,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -27,7 +27,10 @@ use guildscope_model::{
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
-use tracing::{Span, field};
+use tracing::{
+    Span, field,
+    field::{Field, FieldSet},
+};
 use twilight_http::{Client, request::TryIntoRequest};
 use twilight_model::{
     application::command::{CommandOptionChoice, CommandOptionChoiceValue},
@@ -646,37 +649,53 @@ impl Rest {
     }
 }
 
+/// The outcome fields of the `discord.rest` span. The span is made at one
+/// place, so they are found by name once, not on every call.
+struct OutcomeFields {
+    duration: Field,
+    wait: Field,
+    status: Field,
+    bucket: Field,
+    resends: Field,
+    code: Field,
+    description: Field,
+    error_code: Field,
+}
+
+impl OutcomeFields {
+    fn find(fields: &FieldSet) -> Option<Self> {
+        Some(Self {
+            duration: fields.field("duration_ms")?,
+            wait: fields.field("discord.ratelimit.wait_ms")?,
+            status: fields.field("http.response.status_code")?,
+            bucket: fields.field("discord.ratelimit.bucket")?,
+            resends: fields.field("http.request.resend_count")?,
+            code: fields.field("otel.status_code")?,
+            description: fields.field("otel.status_description")?,
+            error_code: fields.field("discord.error_code")?,
+        })
+    }
+
+    /// The fields of the span described by `meta`, the `discord.rest` span.
+    fn of(meta: &tracing::Metadata<'_>) -> Option<&'static Self> {
+        static FOUND: OnceLock<Option<OutcomeFields>> = OnceLock::new();
+        let found = FOUND.get_or_init(|| Self::find(meta.fields())).as_ref()?;
+        (found.duration.callsite() == meta.callsite()).then_some(found)
+    }
+}
+
 /// Records the outcome of a call on its span, in one call to the subscriber:
 /// each `record` is a call into every layer, and a call has up to eight
 /// outcome fields. Fields without a value are left unrecorded.
 fn record<T>(span: &Span, exchange: &Exchange, started: Instant, result: &Result<T, RestError>) {
     // A disabled span has no metadata, and nothing to record.
-    let Some(fields) = span.metadata().map(|meta| meta.fields()) else {
+    let Some(meta) = span.metadata() else {
         return;
     };
-    let field = |name: &str| fields.field(name);
-    let (
-        Some(duration_field),
-        Some(wait_field),
-        Some(status_field),
-        Some(bucket_field),
-        Some(resend_field),
-        Some(code_field),
-        Some(description_field),
-        Some(error_code_field),
-    ) = (
-        field("duration_ms"),
-        field("discord.ratelimit.wait_ms"),
-        field("http.response.status_code"),
-        field("discord.ratelimit.bucket"),
-        field("http.request.resend_count"),
-        field("otel.status_code"),
-        field("otel.status_description"),
-        field("discord.error_code"),
-    )
-    else {
+    let Some(field) = OutcomeFields::of(meta) else {
         return;
     };
+    let fields = meta.fields();
     let duration = ratelimit::millis(started.elapsed());
     let wait = ratelimit::millis(exchange.waited);
     let bucket = exchange.bucket.as_deref();
@@ -686,27 +705,27 @@ fn record<T>(span: &Span, exchange: &Exchange, started: Instant, result: &Result
         Err(error) => ("ERROR", Some(error.kind().as_str()), error.discord_code()),
     };
     span.record_all(&fields.value_set(&[
-        (&duration_field, Some(&duration as &dyn tracing::Value)),
-        (&wait_field, Some(&wait as &dyn tracing::Value)),
+        (&field.duration, Some(&duration as &dyn tracing::Value)),
+        (&field.wait, Some(&wait as &dyn tracing::Value)),
         (
-            &status_field,
+            &field.status,
             exchange.status.as_ref().map(|s| s as &dyn tracing::Value),
         ),
         (
-            &bucket_field,
+            &field.bucket,
             bucket.as_ref().map(|b| b as &dyn tracing::Value),
         ),
         (
-            &resend_field,
+            &field.resends,
             resends.as_ref().map(|r| r as &dyn tracing::Value),
         ),
-        (&code_field, Some(&code as &dyn tracing::Value)),
+        (&field.code, Some(&code as &dyn tracing::Value)),
         (
-            &description_field,
+            &field.description,
             description.as_ref().map(|d| d as &dyn tracing::Value),
         ),
         (
-            &error_code_field,
+            &field.error_code,
             error_code.as_ref().map(|c| c as &dyn tracing::Value),
         ),
     ]));
