@@ -26,7 +26,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use guildscope_bot::{BotConfig, BotStats, CollectorConfig, WriterConfig};
+use guildscope_bot::{BotConfig, CollectorConfig, WriterConfig};
 use guildscope_simulator::{InteractionKind, InteractionRequest, SimConfig, Simulator};
 use guildscope_store::Location;
 use guildscope_telemetry::{StatsdConfig, otel};
@@ -176,13 +176,30 @@ fn exporters_arg(exporters: &[Exporter]) -> String {
         .join(",")
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+fn median(values: Vec<f64>) -> f64 {
+    quartiles(values).1
+}
+
+/// The first quartile, the median and the third quartile of `values`
+/// (linear interpolation between the closest ranks).
+fn quartiles(mut values: Vec<f64>) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
+    let at = |q: f64| {
+        let Some(last) = values.len().checked_sub(1) else {
+            return 0.0;
+        };
+        let rank = q * last as f64;
+        let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
+        values[low] + (values[high] - values[low]) * (rank - low as f64)
+    };
+    (at(0.25), at(0.5), at(0.75))
+}
+
+/// A figure's change within each round (on minus off, the two run back to
+/// back), as quartiles over the rounds: drift on the machine between rounds
+/// cancels out, which the difference of the two medians does not do.
+fn paired(off: &[PhaseResult], on: &[PhaseResult], f: fn(&PhaseResult) -> f64) -> (f64, f64, f64) {
+    quartiles(off.iter().zip(on).map(|(a, b)| f(b) - f(a)).collect())
 }
 
 fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
@@ -248,6 +265,21 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
         bot_cpu_off,
         bot_cpu_on,
         bot_cpu_on - bot_cpu_off
+    );
+    println!("paired by round      the change within each round: median (middle half of rounds)");
+    let (q1, delta, q3) = paired(off, on, |r| r.command_bot_cpu_us);
+    println!("  bot CPU per command  {delta:+.1} µs ({q1:+.1} to {q3:+.1})");
+    let (q1, delta, q3) = paired(off, on, |r| r.command_p50_us as f64);
+    println!("  command p50          {delta:+.0} µs ({q1:+.0} to {q3:+.0})");
+    // Ratios are paired as logarithms, so a round twice as fast and one half
+    // as fast weigh the same.
+    let (q1, delta, q3) = paired(off, on, |r| r.messages_per_second.max(1.0).ln());
+    let percent = |log_ratio: f64| (log_ratio.exp() - 1.0) * 100.0;
+    println!(
+        "  ingest throughput    {:+.1}% ({:+.1}% to {:+.1}%)",
+        percent(delta),
+        percent(q1),
+        percent(q3)
     );
     println!(
         "spans dropped        at {}/s commands: {dropped_commands}; whole run (saturation included): {dropped_all}",
@@ -372,6 +404,14 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
 
     // Phase 1: commands alone at the fixed rate.
     let stats = Arc::clone(&running.bot_stats);
+    // Every `/ping` answer is a message too (MESSAGE_CREATE in its channel),
+    // so the firehose is all handled once the bot has seen its messages plus
+    // one per command answered.
+    let messages_before = messages_of(&stats.snapshot());
+    let firehose_handled = || {
+        let now = stats.snapshot();
+        messages_of(&now) >= messages_before + args.messages + now.commands_answered()
+    };
     let cpu_before = super::process_cpu_time()?;
     let simulator_cpu_before = super::threads_cpu_time(SIMULATOR_THREAD)?;
     paced(
@@ -407,18 +447,12 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     };
 
     // Phase 2: the firehose at saturation, commands alongside.
-    let before = messages_handled(&stats);
     let started = Instant::now();
     simulator.firehose(args.messages);
-    let side = paced(
-        args.command_rate / 4.0,
-        u64::MAX,
-        || messages_handled(&stats) >= before + args.messages,
-        || inject(&simulator).map(|_| ()).map_err(anyhow::Error::from),
-    );
-    let done = wait_until(Duration::from_secs(300), || {
-        messages_handled(&stats) >= before + args.messages
+    let side = paced(args.command_rate / 4.0, u64::MAX, firehose_handled, || {
+        inject(&simulator).map(|_| ()).map_err(anyhow::Error::from)
     });
+    let done = wait_until(Duration::from_secs(300), firehose_handled);
     let (side, done) = tokio::join!(side, done);
     side?;
     done.context("the firehose was not handled in time")?;
@@ -473,13 +507,9 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     })
 }
 
-fn messages_handled(stats: &BotStats) -> u64 {
-    stats
-        .snapshot()
-        .events
-        .get("MESSAGE_CREATE")
-        .copied()
-        .unwrap_or(0)
+/// MESSAGE_CREATE the bot has handled, in a snapshot of its counters.
+fn messages_of(snapshot: &guildscope_bot::Snapshot) -> u64 {
+    snapshot.events.get("MESSAGE_CREATE").copied().unwrap_or(0)
 }
 
 /// The exporters asked for on, each pointed at a peer: the parent's when it
