@@ -294,6 +294,45 @@ async fn json_log_lines_carry_the_exported_span_ids() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_log_line_carries_the_ids_of_the_span_it_names_as_parent() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let config = TelemetryConfig {
+        log_filter: "info,other_crate=debug".to_owned(),
+        ..config(grpc(&receiver))
+    };
+    let (dispatch, guard, logs) = build(&config);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let command = tracing::info_span!("command", command.name = "ping");
+        let _command = command.enter();
+        // A REST call's span is never entered; its events name it.
+        let rest = tracing::info_span!("discord.rest");
+        tracing::warn!(parent: &rest, "rate limited");
+        // Another crate's DEBUG span is logged (the log filter asks for it)
+        // but not traced; an event in it carries its nearest traced
+        // ancestor's ids.
+        let _other = tracing::debug_span!(target: "other_crate", "connect").entered();
+        tracing::warn!("inside an untraced span");
+    });
+    guard.shutdown().await;
+
+    let spans = receiver.wait_for_spans(|s| s.len() >= 2, ARRIVAL).await;
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let rest = named(&spans, "discord.rest");
+    let command = named(&spans, "command");
+    assert_eq!(
+        rest.parent_span_id.as_deref(),
+        Some(command.span_id.as_str())
+    );
+    let line = &logs.lines_with_message("rate limited")[0];
+    assert_eq!(line["span"], "discord.rest");
+    assert_eq!(line["trace_id"].as_str(), Some(rest.trace_id.as_str()));
+    assert_eq!(line["span_id"].as_str(), Some(rest.span_id.as_str()));
+    let line = &logs.lines_with_message("inside an untraced span")[0];
+    assert_eq!(line["span"], "connect");
+    assert_eq!(line["span_id"].as_str(), Some(command.span_id.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_logs_arrive_with_trace_and_span_ids() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let config = TelemetryConfig {

@@ -15,9 +15,10 @@
 //! records its fields, since [`SpanExt::set_parent`](super::SpanExt::set_parent) may
 //! still make it sampled.
 //!
-//! While a span is entered its ids are on a per-thread stack, where the JSON log format
-//! reads them. With OTLP log export on, the span's OpenTelemetry context is attached to
-//! the thread too, so log records carry its trace and span ids; without it nothing is
+//! The JSON log format reads a span's ids from the span itself ([`ids_of`]), so entering
+//! and leaving a span costs no more than marking it started and noting the time. With
+//! OTLP log export on, the span's OpenTelemetry context is attached to the thread while
+//! it is entered, so log records carry its trace and span ids; without it nothing is
 //! attached, and OpenTelemetry API spans created directly inside a `tracing` span do not
 //! see it as their parent.
 
@@ -40,7 +41,7 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Level, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context as LayerContext;
-use tracing_subscriber::registry::{LookupSpan, SpanData as _};
+use tracing_subscriber::registry::{LookupSpan, SpanData as _, SpanRef};
 
 use super::batch::Finished;
 use super::config::ParentSampling;
@@ -298,15 +299,22 @@ pub(crate) struct SpanIds {
 }
 
 thread_local! {
-    /// The spans entered on this thread, innermost last.
-    static ENTERED: RefCell<Vec<(Id, SpanIds)>> = const { RefCell::new(Vec::new()) };
-    /// The OpenTelemetry contexts attached for them (log export only).
+    /// The OpenTelemetry contexts attached for the spans entered on this thread,
+    /// innermost last (log export only).
     static ATTACHED: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The ids of the innermost span entered on this thread that the layer sees.
-pub(crate) fn entered_ids() -> Option<SpanIds> {
-    ENTERED.with(|entered| entered.borrow().last().map(|(_, ids)| *ids))
+/// The ids of `span`, when the layer sees it.
+pub(crate) fn ids_of<R>(span: &SpanRef<'_, R>) -> Option<SpanIds>
+where
+    R: for<'a> LookupSpan<'a>,
+{
+    let extensions = span.extensions();
+    let state = extensions.get::<SpanState>()?;
+    Some(SpanIds {
+        trace_id: state.context.trace_id(),
+        span_id: state.context.span_id(),
+    })
 }
 
 /// Removes the innermost entry for `id`: spans may be exited out of order.
@@ -515,11 +523,6 @@ where
             return;
         };
         state.started = true;
-        let ids = SpanIds {
-            trace_id: state.context.trace_id(),
-            span_id: state.context.span_id(),
-        };
-        ENTERED.with(|entered| entered.borrow_mut().push((id.clone(), ids)));
         if self.attach_context {
             let context = state
                 .attached
@@ -541,7 +544,6 @@ where
         };
         state.end = Some(SystemTime::now());
         drop(extensions);
-        ENTERED.with(|entered| pop(entered, id));
         if self.attach_context {
             // The guard detaches the context when dropped, here.
             ATTACHED.with(|attached| pop(attached, id));

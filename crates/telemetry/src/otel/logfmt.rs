@@ -107,9 +107,14 @@ where
         if let Some(span) = ctx.parent_span() {
             push_entry(&mut line, "span", &Value::from(span.name()))?;
             if self.trace_ids == TraceIds::Include {
-                // The span layer keeps the ids of the spans entered on this thread; the
-                // innermost is the span the event happened in.
-                if let Some(ids) = super::layer::entered_ids() {
+                // The ids of the span the event happened in, or of its nearest traced
+                // ancestor when it is not traced itself.
+                let traced = ctx
+                    .event_scope()
+                    .into_iter()
+                    .flatten()
+                    .find_map(|span| super::layer::ids_of(&span));
+                if let Some(ids) = traced {
                     let trace_id = ids.trace_id.to_string();
                     let span_id = ids.span_id.to_string();
                     push_entry(&mut line, "trace_id", &Value::String(trace_id))?;
