@@ -73,6 +73,10 @@ struct PhaseResult {
     /// The same without the simulator's threads: the bot's (and the pacing
     /// loop's, the same with telemetry off and on).
     command_bot_cpu_us: f64,
+    /// The simulator's threads' CPU time per command: the same work whatever
+    /// the bot does, so it shows how fast the machine ran this phase.
+    #[serde(default)]
+    command_simulator_cpu_us: f64,
     spans_ended_commands: u64,
     spans_exported_commands: u64,
     messages: u64,
@@ -198,7 +202,11 @@ fn quartiles(mut values: Vec<f64>) -> (f64, f64, f64) {
 /// A figure's change within each round (on minus off, the two run back to
 /// back), as quartiles over the rounds: drift on the machine between rounds
 /// cancels out, which the difference of the two medians does not do.
-fn paired(off: &[PhaseResult], on: &[PhaseResult], f: fn(&PhaseResult) -> f64) -> (f64, f64, f64) {
+fn paired(
+    off: &[PhaseResult],
+    on: &[PhaseResult],
+    f: impl Fn(&PhaseResult) -> f64,
+) -> (f64, f64, f64) {
     quartiles(off.iter().zip(on).map(|(a, b)| f(b) - f(a)).collect())
 }
 
@@ -269,6 +277,17 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
     println!("paired by round      the change within each round: median (middle half of rounds)");
     let (q1, delta, q3) = paired(off, on, |r| r.command_bot_cpu_us);
     println!("  bot CPU per command  {delta:+.1} µs ({q1:+.1} to {q3:+.1})");
+    // The simulator does the same work in every phase, so its CPU time per
+    // command measures how fast the machine ran that phase (frequency, the
+    // neighbours' load). The bot's CPU time over the simulator's, taken to
+    // microseconds at the median simulator time, leaves that out.
+    let simulator = m(&[off, on].concat(), |r| r.command_simulator_cpu_us);
+    let (q1, delta, q3) = paired(off, on, |r| {
+        r.command_bot_cpu_us / r.command_simulator_cpu_us.max(f64::MIN_POSITIVE) * simulator
+    });
+    println!(
+        "    at the simulator's pace  {delta:+.1} µs ({q1:+.1} to {q3:+.1}; simulator {simulator:.1} µs per command)"
+    );
     let (q1, delta, q3) = paired(off, on, |r| r.command_p50_us as f64);
     println!("  command p50          {delta:+.0} µs ({q1:+.0} to {q3:+.0})");
     // Ratios are paired as logarithms, so a round twice as fast and one half
@@ -494,6 +513,7 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
         command_p99_us: latency.p99_us,
         command_cpu_us: command_cpu.as_secs_f64() * 1e6 / args.commands.max(1) as f64,
         command_bot_cpu_us: bot_cpu.as_secs_f64() * 1e6 / args.commands.max(1) as f64,
+        command_simulator_cpu_us: simulator_cpu.as_secs_f64() * 1e6 / args.commands.max(1) as f64,
         spans_ended_commands,
         spans_exported_commands,
         messages: args.messages,
