@@ -104,16 +104,14 @@ where
                 push_entry(&mut line, name, value)?;
             }
         }
-        if let Some(span) = ctx.parent_span() {
+        // The span the event happened in, then its ancestors.
+        let mut scope = ctx.event_scope().into_iter().flatten();
+        if let Some(span) = scope.next() {
             push_entry(&mut line, "span", &Value::from(span.name()))?;
             if self.trace_ids == TraceIds::Include {
-                // The ids of the span the event happened in, or of its nearest traced
-                // ancestor when it is not traced itself.
-                let traced = ctx
-                    .event_scope()
-                    .into_iter()
-                    .flatten()
-                    .find_map(|span| super::layer::ids_of(&span));
+                // Its ids, or its nearest traced ancestor's when it is not traced itself.
+                let traced = super::layer::ids_of(&span)
+                    .or_else(|| scope.find_map(|ancestor| super::layer::ids_of(&ancestor)));
                 if let Some(ids) = traced {
                     let trace_id = ids.trace_id.to_string();
                     let span_id = ids.span_id.to_string();
