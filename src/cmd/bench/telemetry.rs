@@ -82,6 +82,13 @@ struct PhaseResult {
     messages: u64,
     ingest_seconds: f64,
     messages_per_second: f64,
+    /// The bot's CPU time per message in the firehose phase (the commands
+    /// alongside included, the same with telemetry off and on).
+    #[serde(default)]
+    ingest_bot_cpu_us: f64,
+    /// The simulator's CPU time per message in the firehose phase.
+    #[serde(default)]
+    ingest_simulator_cpu_us: f64,
     spans_ended: u64,
     spans_exported: u64,
     spans_received: u64,
@@ -274,6 +281,12 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
         bot_cpu_on,
         bot_cpu_on - bot_cpu_off
     );
+    println!(
+        "bot CPU per message  {:>9.2} µs    {:>9.2} µs     {:+.2} µs",
+        m(off, |r| r.ingest_bot_cpu_us),
+        m(on, |r| r.ingest_bot_cpu_us),
+        m(on, |r| r.ingest_bot_cpu_us) - m(off, |r| r.ingest_bot_cpu_us)
+    );
     println!("paired by round      the change within each round: median (middle half of rounds)");
     let (q1, delta, q3) = paired(off, on, |r| r.command_bot_cpu_us);
     println!("  bot CPU per command  {delta:+.1} µs ({q1:+.1} to {q3:+.1})");
@@ -296,6 +309,33 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
     let percent = |log_ratio: f64| (log_ratio.exp() - 1.0) * 100.0;
     println!(
         "  ingest throughput    {:+.1}% ({:+.1}% to {:+.1}%)",
+        percent(delta),
+        percent(q1),
+        percent(q3)
+    );
+    // Throughput is the noisiest figure: one round's firehose lasts seconds,
+    // and the machine's speed drifts by more than the overhead. The CPU time
+    // a message costs is steadier, and at saturation throughput goes as its
+    // inverse: the firehose keeps both cores busy with the bot and the
+    // simulator.
+    let (q1, delta, q3) = paired(off, on, |r| r.ingest_bot_cpu_us);
+    println!("  bot CPU per message  {delta:+.2} µs ({q1:+.2} to {q3:+.2})");
+    let simulator = m(&[off, on].concat(), |r| r.ingest_simulator_cpu_us);
+    let paced = |r: &PhaseResult| {
+        r.ingest_bot_cpu_us / r.ingest_simulator_cpu_us.max(f64::MIN_POSITIVE) * simulator
+    };
+    let (q1, delta, q3) = paired(off, on, paced);
+    println!(
+        "    at the simulator's pace  {delta:+.2} µs ({q1:+.2} to {q3:+.2}; simulator {simulator:.2} µs per message)"
+    );
+    // Messages per second as the inverse of the CPU a message costs, bot and
+    // simulator, at the simulator's pace; paired as a log ratio like the
+    // measured throughput.
+    let (q1, delta, q3) = paired(off, on, |r| {
+        -(paced(r) + simulator).max(f64::MIN_POSITIVE).ln()
+    });
+    println!(
+        "  ingest throughput from CPU  {:+.1}% ({:+.1}% to {:+.1}%)",
         percent(delta),
         percent(q1),
         percent(q3)
@@ -466,6 +506,8 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     };
 
     // Phase 2: the firehose at saturation, commands alongside.
+    let cpu_before = super::process_cpu_time()?;
+    let simulator_cpu_before = super::threads_cpu_time(SIMULATOR_THREAD)?;
     let started = Instant::now();
     simulator.firehose(args.messages);
     let side = paced(args.command_rate / 4.0, u64::MAX, firehose_handled, || {
@@ -476,6 +518,10 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     side?;
     done.context("the firehose was not handled in time")?;
     let ingest = started.elapsed();
+    let ingest_cpu = super::process_cpu_time()?.saturating_sub(cpu_before);
+    let ingest_simulator_cpu =
+        super::threads_cpu_time(SIMULATOR_THREAD)?.saturating_sub(simulator_cpu_before);
+    let per_message = |cpu: Duration| cpu.as_secs_f64() * 1e6 / args.messages.max(1) as f64;
 
     running.stop().await?;
     simulator.shutdown().await;
@@ -519,6 +565,8 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
         messages: args.messages,
         ingest_seconds: ingest.as_secs_f64(),
         messages_per_second: args.messages as f64 / ingest.as_secs_f64(),
+        ingest_bot_cpu_us: per_message(ingest_cpu.saturating_sub(ingest_simulator_cpu)),
+        ingest_simulator_cpu_us: per_message(ingest_simulator_cpu),
         spans_ended,
         spans_exported,
         spans_received,
