@@ -1,5 +1,7 @@
-//! The Prometheus text exposition format, version 0.0.4: every family with `# HELP` and
-//! `# TYPE`, families in a fixed order, samples sorted by label value, `"other"` last.
+//! What the registry holds, family by family, in a fixed order with samples sorted by
+//! label value and `"other"` last ([`expose`]), written out by an [`Exposition`]: the
+//! Prometheus text exposition format, version 0.0.4, with `# HELP` and `# TYPE` for
+//! every family ([`render`]), or OTLP metrics ([`otlp`](super::otlp)).
 //!
 //! Durations are kept in nanoseconds and printed as exact decimal seconds, so a bucket
 //! bound reads `0.0025`, never `0.0025000000000000005`.
@@ -10,14 +12,57 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::cells::{Histogram, LabelMap, OTHER};
 use super::registry::{GuildCell, Metrics, Outcome, Status};
 
-/// Renders the whole registry. Writing to a `String` cannot fail, so `fmt` results are
-/// ignored throughout.
+/// What a family is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+        }
+    }
+}
+
+/// A sample's value: a count, or a duration in nanoseconds shown in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Number {
+    Count(u64),
+    Seconds(u64),
+}
+
+/// Where the families go. Each family is announced, then its samples (or histograms)
+/// follow; label values are shown with `Display`.
+pub(super) trait Exposition {
+    fn family(&mut self, name: &str, kind: Kind, help: &str);
+    fn sample(&mut self, name: &str, labels: &[(&str, &dyn fmt::Display)], value: Number);
+    fn histogram(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &dyn fmt::Display)],
+        histogram: &Histogram,
+    );
+}
+
+/// Renders the whole registry in the Prometheus text format. Writing to a `String`
+/// cannot fail, so `fmt` results are ignored throughout.
 pub(super) fn render(metrics: &Metrics) -> String {
     let mut out = Text(String::with_capacity(16 * 1024));
+    expose(metrics, &mut out);
+    out.0
+}
 
-    out.header(
+/// Writes every family of the registry, and the process's own, to `out`.
+pub(super) fn expose(metrics: &Metrics, out: &mut dyn Exposition) {
+    out.family(
         "guildscope_build_info",
-        "gauge",
+        Kind::Gauge,
         "Always 1; labelled with the running build.",
     );
     out.sample(
@@ -26,64 +71,64 @@ pub(super) fn render(metrics: &Metrics) -> String {
             ("version", &metrics.build.version),
             ("git_sha", &metrics.build.git_sha),
         ],
-        1,
+        Number::Count(1),
     );
 
-    commands(&mut out, metrics);
-    gateway(&mut out, metrics);
+    commands(out, metrics);
+    gateway(out, metrics);
 
-    out.header("guildscope_messages_total", "counter", "Messages seen.");
-    out.sample("guildscope_messages_total", &[], load(&metrics.messages));
-
-    rest(&mut out, metrics);
-    store(&mut out, metrics);
-    guilds(&mut out, metrics);
-
-    out.header("guildscope_errors_total", "counter", "Errors, by kind.");
-    counters(
-        &mut out,
-        "guildscope_errors_total",
-        &metrics.errors,
-        |cell| load(&cell.count),
+    out.family("guildscope_messages_total", Kind::Counter, "Messages seen.");
+    out.sample(
+        "guildscope_messages_total",
+        &[],
+        Number::Count(load(&metrics.messages)),
     );
 
-    out.header(
+    rest(out, metrics);
+    store(out, metrics);
+    guilds(out, metrics);
+
+    out.family("guildscope_errors_total", Kind::Counter, "Errors, by kind.");
+    counters(out, "guildscope_errors_total", &metrics.errors, |cell| {
+        load(&cell.count)
+    });
+
+    out.family(
         "guildscope_telemetry_dropped_total",
-        "counter",
+        Kind::Counter,
         "Telemetry items a sink dropped rather than block the caller.",
     );
     counters(
-        &mut out,
+        out,
         "guildscope_telemetry_dropped_total",
         &metrics.dropped,
         load,
     );
 
-    out.header(
+    out.family(
         "guildscope_metrics_scrapes_total",
-        "counter",
+        Kind::Counter,
         "Scrapes of the Prometheus endpoint.",
     );
     out.sample(
         "guildscope_metrics_scrapes_total",
         &[],
-        load(&metrics.scrapes),
+        Number::Count(load(&metrics.scrapes)),
     );
 
-    folded(&mut out, metrics);
-    process(&mut out);
-    out.0
+    folded(out, metrics);
+    process(out);
 }
 
-fn commands(out: &mut Text, metrics: &Metrics) {
+fn commands(out: &mut dyn Exposition, metrics: &Metrics) {
     let cells = metrics.commands.read();
     let mut sorted: Vec<_> = cells.iter().map(|(name, cell)| (&**name, cell)).collect();
     sorted.sort_unstable_by_key(|&(name, _)| name);
     sorted.extend(metrics.commands.other().map(|cell| (OTHER, cell)));
 
-    out.header(
+    out.family(
         "guildscope_commands_total",
-        "counter",
+        Kind::Counter,
         "Commands run, by command and outcome (ok, user_error, error).",
     );
     for &(command, cell) in &sorted {
@@ -91,29 +136,29 @@ fn commands(out: &mut Text, metrics: &Metrics) {
             out.sample(
                 "guildscope_commands_total",
                 &[("command", &command), ("outcome", &outcome.as_str())],
-                cell.outcome(outcome),
+                Number::Count(cell.outcome(outcome)),
             );
         }
     }
 
-    out.header(
+    out.family(
         "guildscope_command_duration_seconds",
-        "histogram",
+        Kind::Histogram,
         "How long commands took, from the interaction to the answer.",
     );
     for &(command, cell) in &sorted {
         out.histogram(
             "guildscope_command_duration_seconds",
-            ("command", &command),
+            &[("command", &command)],
             &cell.duration,
         );
     }
 }
 
-fn gateway(out: &mut Text, metrics: &Metrics) {
-    out.header(
+fn gateway(out: &mut dyn Exposition, metrics: &Metrics) {
+    out.family(
         "guildscope_gateway_events_total",
-        "counter",
+        Kind::Counter,
         "Gateway dispatches received, by event.",
     );
     counters(
@@ -131,9 +176,9 @@ fn gateway(out: &mut Text, metrics: &Metrics) {
     sorted.sort_unstable_by_key(|&(shard, _)| shard);
     sorted.extend(metrics.shards.other().map(|cell| (Label::Other, cell)));
 
-    out.header(
+    out.family(
         "guildscope_gateway_latency_seconds",
-        "gauge",
+        Kind::Gauge,
         "Last heartbeat round trip, by shard; absent while unknown.",
     );
     for &(shard, cell) in &sorted {
@@ -141,14 +186,14 @@ fn gateway(out: &mut Text, metrics: &Metrics) {
             out.sample(
                 "guildscope_gateway_latency_seconds",
                 &[("shard", &shard)],
-                Seconds(latency),
+                Number::Seconds(latency),
             );
         }
     }
 
-    out.header(
+    out.family(
         "guildscope_shard_connected",
-        "gauge",
+        Kind::Gauge,
         "1 while the shard's gateway connection is up, else 0.",
     );
     for &(shard, cell) in &sorted {
@@ -156,21 +201,21 @@ fn gateway(out: &mut Text, metrics: &Metrics) {
             out.sample(
                 "guildscope_shard_connected",
                 &[("shard", &shard)],
-                connected,
+                Number::Count(connected.into()),
             );
         }
     }
 }
 
-fn rest(out: &mut Text, metrics: &Metrics) {
+fn rest(out: &mut dyn Exposition, metrics: &Metrics) {
     let cells = metrics.routes.read();
     let mut sorted: Vec<_> = cells.iter().map(|(&route, cell)| (route, cell)).collect();
     sorted.sort_unstable_by_key(|&(route, _)| route);
     sorted.extend(metrics.routes.other().map(|cell| (OTHER, cell)));
 
-    out.header(
+    out.family(
         "guildscope_rest_requests_total",
-        "counter",
+        Kind::Counter,
         "REST requests, by route and response status (\"none\" when no response came).",
     );
     for &(route, cell) in &sorted {
@@ -191,53 +236,53 @@ fn rest(out: &mut Text, metrics: &Metrics) {
             out.sample(
                 "guildscope_rest_requests_total",
                 &[("route", &route), ("status", &status)],
-                load(&cell.count),
+                Number::Count(load(&cell.count)),
             );
         }
     }
 
-    out.header(
+    out.family(
         "guildscope_rest_ratelimit_wait_seconds",
-        "histogram",
+        Kind::Histogram,
         "Time REST requests waited for the rate limiter, by route.",
     );
     for &(route, cell) in &sorted {
         out.histogram(
             "guildscope_rest_ratelimit_wait_seconds",
-            ("route", &route),
+            &[("route", &route)],
             &cell.ratelimit_wait,
         );
     }
 }
 
-fn store(out: &mut Text, metrics: &Metrics) {
-    out.header(
+fn store(out: &mut dyn Exposition, metrics: &Metrics) {
+    out.family(
         "guildscope_store_rows_total",
-        "counter",
+        Kind::Counter,
         "Rows written to the statistics store, by table.",
     );
     counters(out, "guildscope_store_rows_total", &metrics.tables, load);
 
-    out.header(
+    out.family(
         "guildscope_store_batch_seconds",
-        "histogram",
+        Kind::Histogram,
         "How long committing one batch of store writes took.",
     );
-    out.unlabelled_histogram("guildscope_store_batch_seconds", &metrics.store_batch);
+    out.histogram("guildscope_store_batch_seconds", &[], &metrics.store_batch);
 
-    out.header(
+    out.family(
         "guildscope_store_batch_failures_total",
-        "counter",
+        Kind::Counter,
         "Store batches that failed to commit (they are retried).",
     );
     out.sample(
         "guildscope_store_batch_failures_total",
         &[],
-        load(&metrics.store_batch_failures),
+        Number::Count(load(&metrics.store_batch_failures)),
     );
 }
 
-fn guilds(out: &mut Text, metrics: &Metrics) {
+fn guilds(out: &mut dyn Exposition, metrics: &Metrics) {
     let table = metrics.guilds.read();
     let mut sorted: Vec<_> = table
         .cells
@@ -262,15 +307,19 @@ fn guilds(out: &mut Text, metrics: &Metrics) {
         ),
     ];
     for (name, help, gauge) in families {
-        out.header(name, "gauge", help);
+        out.family(name, Kind::Gauge, help);
         for &(id, cell) in &sorted {
-            out.sample(name, &[("guild", &Label::Number(id))], load(gauge(cell)));
+            out.sample(
+                name,
+                &[("guild", &Label::Number(id))],
+                Number::Count(load(gauge(cell))),
+            );
         }
         if !folded.is_empty() {
             let sum = folded
                 .iter()
                 .fold(0_u64, |sum, cell| sum.wrapping_add(load(gauge(cell))));
-            out.sample(name, &[("guild", &Label::Other)], sum);
+            out.sample(name, &[("guild", &Label::Other)], Number::Count(sum));
         }
     }
 }
@@ -278,10 +327,10 @@ fn guilds(out: &mut Text, metrics: &Metrics) {
 /// Picks one gauge out of a guild's cell.
 type GuildGauge = fn(&GuildCell) -> &AtomicU64;
 
-fn folded(out: &mut Text, metrics: &Metrics) {
-    out.header(
+fn folded(out: &mut dyn Exposition, metrics: &Metrics) {
+    out.family(
         "guildscope_metrics_labels_folded_total",
-        "counter",
+        Kind::Counter,
         "Updates recorded under \"other\" because their label had reached its cap of distinct values.",
     );
     let mut status = 0;
@@ -308,7 +357,7 @@ fn folded(out: &mut Text, metrics: &Metrics) {
         out.sample(
             "guildscope_metrics_labels_folded_total",
             &[("label", &label)],
-            count,
+            Number::Count(count),
         );
     }
 }
@@ -316,7 +365,7 @@ fn folded(out: &mut Text, metrics: &Metrics) {
 /// Renders the process families from `/proc/self`; a file that cannot be read leaves its
 /// family out rather than failing the scrape.
 #[cfg(target_os = "linux")]
-fn process(out: &mut Text) {
+fn process(out: &mut dyn Exposition) {
     let stat = std::fs::read_to_string("/proc/self/stat").ok();
     let stat = stat.as_deref().and_then(proc::parse_stat);
     let boot_time = std::fs::read_to_string("/proc/stat")
@@ -327,41 +376,41 @@ fn process(out: &mut Text) {
         .and_then(|text| proc::parse_rss_bytes(&text));
 
     if let (Some(stat), Some(boot_time)) = (stat, boot_time) {
-        out.header(
+        out.family(
             "process_start_time_seconds",
-            "gauge",
+            Kind::Gauge,
             "Start time of the process since the Unix epoch, in seconds.",
         );
         let start = boot_time
             .saturating_mul(1_000_000_000)
             .saturating_add(proc::ticks_to_nanos(stat.start_ticks));
-        out.sample("process_start_time_seconds", &[], Seconds(start));
+        out.sample("process_start_time_seconds", &[], Number::Seconds(start));
     }
     if let Some(rss) = rss {
-        out.header(
+        out.family(
             "process_resident_memory_bytes",
-            "gauge",
+            Kind::Gauge,
             "Resident memory size, in bytes.",
         );
-        out.sample("process_resident_memory_bytes", &[], rss);
+        out.sample("process_resident_memory_bytes", &[], Number::Count(rss));
     }
     if let Some(stat) = stat {
-        out.header(
+        out.family(
             "process_cpu_seconds_total",
-            "counter",
+            Kind::Counter,
             "User and system CPU time spent, in seconds.",
         );
         out.sample(
             "process_cpu_seconds_total",
             &[],
-            Seconds(proc::ticks_to_nanos(stat.cpu_ticks)),
+            Number::Seconds(proc::ticks_to_nanos(stat.cpu_ticks)),
         );
     }
 }
 
 /// Elsewhere there is no `/proc`; the process families are left out.
 #[cfg(not(target_os = "linux"))]
-fn process(_out: &mut Text) {}
+fn process(_out: &mut dyn Exposition) {}
 
 /// Parsers for the `/proc` files the process families come from.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -420,7 +469,7 @@ pub(super) mod proc {
 
 /// Renders one counter per label value of a map, sorted, `"other"` last.
 fn counters<V>(
-    out: &mut Text,
+    out: &mut dyn Exposition,
     name: &str,
     map: &LabelMap<&'static str, V>,
     value: impl Fn(&V) -> u64,
@@ -430,7 +479,7 @@ fn counters<V>(
     sorted.sort_unstable_by_key(|&(label, _)| label);
     sorted.extend(map.other().map(|cell| (OTHER, cell)));
     for (label, cell) in sorted {
-        out.sample(name, &[(map.label(), &label)], value(cell));
+        out.sample(name, &[(map.label(), &label)], Number::Count(value(cell)));
     }
 }
 
@@ -472,53 +521,27 @@ impl fmt::Display for Seconds {
     }
 }
 
-/// The text being written.
+/// The Prometheus text being written.
 struct Text(String);
 
-impl Text {
-    fn header(&mut self, name: &str, kind: &str, help: &str) {
+impl Exposition for Text {
+    fn family(&mut self, name: &str, kind: Kind, help: &str) {
         // The help texts are constants without backslashes or newlines, so they need no
         // escaping.
+        let kind = kind.as_str();
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
 
-    fn sample(
-        &mut self,
-        name: &str,
-        labels: &[(&str, &dyn fmt::Display)],
-        value: impl fmt::Display,
-    ) {
+    fn sample(&mut self, name: &str, labels: &[(&str, &dyn fmt::Display)], value: Number) {
         self.0.push_str(name);
         self.labels(labels);
-        let _ = writeln!(self.0, " {value}");
+        let _ = match value {
+            Number::Count(count) => writeln!(self.0, " {count}"),
+            Number::Seconds(nanos) => writeln!(self.0, " {}", Seconds(nanos)),
+        };
     }
 
-    fn labels(&mut self, labels: &[(&str, &dyn fmt::Display)]) {
-        if labels.is_empty() {
-            return;
-        }
-        self.0.push('{');
-        for (i, (name, value)) in labels.iter().enumerate() {
-            if i > 0 {
-                self.0.push(',');
-            }
-            self.0.push_str(name);
-            self.0.push_str("=\"");
-            let _ = write!(Escaped(&mut self.0), "{value}");
-            self.0.push('"');
-        }
-        self.0.push('}');
-    }
-
-    fn histogram(&mut self, name: &str, label: (&str, &dyn fmt::Display), histogram: &Histogram) {
-        self.histogram_samples(name, &[label], histogram);
-    }
-
-    fn unlabelled_histogram(&mut self, name: &str, histogram: &Histogram) {
-        self.histogram_samples(name, &[], histogram);
-    }
-
-    fn histogram_samples(
+    fn histogram(
         &mut self,
         name: &str,
         labels: &[(&str, &dyn fmt::Display)],
@@ -535,14 +558,33 @@ impl Text {
             };
             let mut with_le: Vec<(&str, &dyn fmt::Display)> = labels.to_vec();
             with_le.push(("le", le));
-            self.sample(&bucket, &with_le, cumulative);
+            self.sample(&bucket, &with_le, Number::Count(cumulative));
         }
         self.sample(
             &format!("{name}_sum"),
             labels,
-            Seconds(histogram.sum_nanos()),
+            Number::Seconds(histogram.sum_nanos()),
         );
-        self.sample(&format!("{name}_count"), labels, cumulative);
+        self.sample(&format!("{name}_count"), labels, Number::Count(cumulative));
+    }
+}
+
+impl Text {
+    fn labels(&mut self, labels: &[(&str, &dyn fmt::Display)]) {
+        if labels.is_empty() {
+            return;
+        }
+        self.0.push('{');
+        for (i, (name, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                self.0.push(',');
+            }
+            self.0.push_str(name);
+            self.0.push_str("=\"");
+            let _ = write!(Escaped(&mut self.0), "{value}");
+            self.0.push('"');
+        }
+        self.0.push('}');
     }
 }
 
