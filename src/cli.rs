@@ -253,7 +253,8 @@ pub struct BenchTelemetryArgs {
     /// Rounds of off/on pairs.
     #[arg(long, default_value_t = 3)]
     pub rounds: u32,
-    /// Which exporters the "on" side turns on (spans, statsd, prometheus),
+    /// Which exporters the "on" side turns on (spans, statsd, prometheus,
+    /// otlp-metrics),
     /// to see what each costs; all of them by default. The metrics registry
     /// is fed whenever the "on" side runs.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Exporter::ALL)]
@@ -272,11 +273,18 @@ pub enum Exporter {
     Statsd,
     /// The Prometheus endpoint, scraped every second.
     Prometheus,
+    /// The metrics registry over OTLP/gRPC, every second.
+    OtlpMetrics,
 }
 
 impl Exporter {
     /// Every exporter.
-    pub const ALL: [Self; 3] = [Self::Spans, Self::Statsd, Self::Prometheus];
+    pub const ALL: [Self; 4] = [
+        Self::Spans,
+        Self::Statsd,
+        Self::Prometheus,
+        Self::OtlpMetrics,
+    ];
 
     /// The name on the command line.
     pub fn as_str(self) -> &'static str {
@@ -284,6 +292,7 @@ impl Exporter {
             Self::Spans => "spans",
             Self::Statsd => "statsd",
             Self::Prometheus => "prometheus",
+            Self::OtlpMetrics => "otlp-metrics",
         }
     }
 }

@@ -56,6 +56,10 @@ fn guildscope(dir: &Path) -> Command {
         "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
         "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
         "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        "OTEL_METRIC_EXPORT_INTERVAL",
         "OTEL_EXPORTER_OTLP_TIMEOUT",
     ] {
         command.env_remove(var);
@@ -464,6 +468,8 @@ async fn check_config_with_live_peers(protocol: Protocol) {
 [traces]
 endpoint = "{endpoint}"
 protocol = "{protocol_name}"
+export_metrics = true
+metrics_interval_ms = 15000
 
 [statsd]
 address = "{statsd}"
@@ -498,7 +504,10 @@ dataset = "guildscope"
     assert_eq!(ran.code, Some(0), "{}", ran.both());
     let checks = checklist(&ran.stdout);
     let parts: Vec<&str> = checks.iter().map(|c| c.part.as_str()).collect();
-    assert_eq!(parts, PARTS, "{}", ran.both());
+    // Metrics over OTLP add a second metrics line.
+    let mut expected = PARTS.to_vec();
+    expected.insert(5, "metrics");
+    assert_eq!(parts, expected, "{}", ran.both());
     for c in &checks {
         assert_eq!(c.state, "ok", "{c:?}\n{}", ran.both());
     }
@@ -506,6 +515,20 @@ dataset = "guildscope"
     assert!(
         traces.starts_with(&format!("OTLP {protocol_name} {endpoint}")),
         "{traces}"
+    );
+    let metrics: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.part == "metrics")
+        .map(|c| c.text.as_str())
+        .collect();
+    assert!(metrics[0].starts_with("Prometheus endpoint"), "{metrics:?}");
+    let metrics_url = match protocol {
+        Protocol::Grpc => endpoint.clone(),
+        Protocol::Http => format!("{endpoint}/v1/metrics"),
+    };
+    assert!(
+        metrics[1].starts_with(&format!("OTLP {protocol_name} {metrics_url} every 15 s")),
+        "{metrics:?}"
     );
     assert!(check(&checks, "honeycomb").text.contains("production"));
     ran.assert_shows_none_of(&[
@@ -534,12 +557,13 @@ dataset = "guildscope"
     assert!(sentry.events().is_empty(), "{:?}", sentry.events());
     assert!(sentry.items().is_empty(), "{:?}", sentry.items());
     assert!(otlp.spans().is_empty(), "{:?}", otlp.spans());
+    assert!(otlp.metrics().is_empty(), "{:?}", otlp.metrics());
     let expected = match protocol {
         // A gRPC probe only connects.
         Protocol::Grpc => ExportCounts::default(),
-        // An HTTP probe exports nothing, as one empty request.
+        // An HTTP probe exports nothing, as one empty request per signal.
         Protocol::Http => ExportCounts {
-            http: 1,
+            http: 2,
             ..ExportCounts::default()
         },
     };
@@ -744,7 +768,7 @@ async fn check_config_with_nothing_configured_says_how_to_turn_each_exporter_on(
 // guildscope demo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_exports_its_event_spans_before_it_exits() {
+async fn demo_exports_its_event_spans_and_final_metrics_before_it_exits() {
     let otlp = OtlpReceiver::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("demo.db");
@@ -753,7 +777,8 @@ async fn demo_exports_its_event_spans_before_it_exits() {
         .args(["demo", "--duration", "3s", "--rate", "200", "--database"])
         .arg(&database)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.grpc_endpoint())
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc");
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", otlp.grpc_endpoint());
     let ran = run(command, Duration::from_secs(60)).await;
     assert_eq!(ran.code, Some(0), "{}", ran.both());
 
@@ -804,6 +829,32 @@ async fn demo_exports_its_event_spans_before_it_exits() {
             "{span:?}"
         );
     }
+
+    // The metrics interval (60 s) is longer than the demo: what arrived is the
+    // final export at shutdown, with every message the demo handled.
+    let metrics = otlp.metrics();
+    let value = |name: &str, event: Option<&str>| {
+        metrics
+            .iter()
+            .rev()
+            .find(|m| m.name == name)
+            .and_then(|m| {
+                m.points.iter().find(|p| {
+                    event.is_none_or(|e| {
+                        p.attributes.get("event").and_then(|v| v.as_str()) == Some(e)
+                    })
+                })
+            })
+            .and_then(|p| p.value)
+            .unwrap_or_else(|| panic!("no {name} among {:?}", otlp.metric_names()))
+    };
+    let messages = value("guildscope_messages_total", None);
+    assert!(messages > 0.0);
+    assert_eq!(
+        value("guildscope_gateway_events_total", Some("MESSAGE_CREATE")),
+        messages
+    );
+    assert!(metrics.iter().all(|m| m.transport == Transport::Grpc));
 }
 
 #[test]

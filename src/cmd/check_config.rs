@@ -117,7 +117,11 @@ async fn check(config: &Config, source: &str, timeout: Duration) -> Vec<Line> {
     });
     lines.push(Line::new(State::Ok, "storage", config.storage.to_string()));
 
-    match otel_config(config).map(|otel| (otel.traces, otel.logs, otel.sample_ratio)) {
+    let otel = otel_config(config);
+    match otel
+        .as_ref()
+        .map(|otel| (&otel.traces, &otel.logs, otel.sample_ratio))
+    {
         Ok((Some(endpoint), logs, sample_ratio)) => {
             let grpc = endpoint.protocol == OtlpProtocol::Grpc;
             let what = format!(
@@ -165,6 +169,21 @@ async fn check(config: &Config, source: &str, timeout: Duration) -> Vec<Line> {
             "Prometheus endpoint disabled (set metrics.listen or GUILDSCOPE_METRICS_LISTEN to an address such as 127.0.0.1:9464)",
         ),
     });
+
+    // Metrics over OTLP are opt-in: a second line only when asked for.
+    if let Ok(otel) = &otel
+        && let Some(endpoint) = &otel.metrics
+    {
+        let grpc = endpoint.protocol == OtlpProtocol::Grpc;
+        let what = format!(
+            "OTLP {} {} every {} s",
+            if grpc { "grpc" } else { "http/protobuf" },
+            origin_and_path(&endpoint.url),
+            otel.metrics_interval.as_secs_f64()
+        );
+        let result = probe::otlp_metrics(&endpoint.url, grpc, &endpoint.headers, timeout).await;
+        lines.push(Line::probed("metrics", what, result));
+    }
 
     match &telemetry.statsd {
         Some(statsd) => {

@@ -1,5 +1,6 @@
 //! Starting and stopping the process's telemetry: logs and traces, the
-//! metrics registry with its Prometheus endpoint and StatsD sink, and Sentry.
+//! metrics registry with its Prometheus endpoint, StatsD sink and OTLP
+//! export, and Sentry.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -32,8 +33,8 @@ pub fn git_sha() -> &'static str {
     option_env!("GUILDSCOPE_GIT_SHA").unwrap_or("unknown")
 }
 
-/// The logs-and-traces configuration: the file's settings, then the standard
-/// `OTEL_*` variables over them.
+/// The logs, traces and OTLP metrics configuration: the file's settings,
+/// then the standard `OTEL_*` variables over them.
 pub fn otel_config(config: &Config) -> anyhow::Result<TelemetryConfig> {
     let settings = &config.telemetry;
     let protocol = match settings.traces.protocol {
@@ -65,6 +66,12 @@ pub fn otel_config(config: &Config) -> anyhow::Result<TelemetryConfig> {
         } else {
             None
         },
+        metrics: if settings.traces.export_metrics {
+            endpoint(Signal::Metrics)
+        } else {
+            None
+        },
+        metrics_interval: settings.traces.metrics_interval,
         sample_ratio: settings.traces.sample_ratio,
         max_queue_size: settings.traces.queue_size,
         ..TelemetryConfig::default()
@@ -97,7 +104,7 @@ impl std::fmt::Debug for Telemetry {
 
 impl Telemetry {
     /// Starts logs and traces, the metrics registry, the Prometheus endpoint,
-    /// StatsD and Sentry, as configured.
+    /// StatsD, OTLP metrics and Sentry, as configured.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
         let otel = otel_config(config)?;
         let guard = otel::init(&otel).context("while starting logs and traces")?;
@@ -106,7 +113,7 @@ impl Telemetry {
 
     /// Starts the rest of telemetry around logs and traces already running.
     pub async fn start_with(
-        guard: TelemetryGuard,
+        mut guard: TelemetryGuard,
         settings: &TelemetrySettings,
     ) -> anyhow::Result<Self> {
         let statsd = match &settings.statsd {
@@ -129,6 +136,9 @@ impl Telemetry {
             let counts = span_counts.counts();
             metrics.set_telemetry_dropped("spans", counts.ended.saturating_sub(counts.exported));
         }));
+        guard
+            .export_metrics(Arc::clone(&metrics))
+            .context("while starting the OTLP metrics export")?;
         let prometheus = match settings.metrics.listen {
             Some(listen) => Some(
                 PrometheusServer::start(
@@ -193,10 +203,11 @@ impl Telemetry {
         }
     }
 
-    /// Flushes spans, error reports and StatsD, and stops the endpoint.
+    /// Flushes error reports, the final OTLP metrics, StatsD and spans, and
+    /// stops the endpoint.
     pub async fn shutdown(self) {
         let Self {
-            guard,
+            mut guard,
             metrics,
             prometheus,
             statsd,
@@ -208,8 +219,9 @@ impl Telemetry {
         if let Some(prometheus) = prometheus {
             prometheus.shutdown().await;
         }
-        // The registry holds a StatsD handle; the sink drains once every
-        // handle is gone.
+        // The registry holds a StatsD handle, and so does the OTLP metrics
+        // exporter through it; the sink drains once every handle is gone.
+        guard.stop_metrics_export().await;
         drop(metrics);
         if let Some((handle, task)) = statsd {
             drop(handle);

@@ -34,6 +34,8 @@ pub(super) struct RawTraces {
     sample_ratio: Option<f64>,
     queue_size: Option<usize>,
     export_logs: Option<bool>,
+    export_metrics: Option<bool>,
+    metrics_interval_ms: Option<u64>,
     events_per_second: Option<u32>,
 }
 
@@ -116,6 +118,10 @@ pub struct TracesSettings {
     pub queue_size: usize,
     /// Also export logs over OTLP.
     pub export_logs: bool,
+    /// Also export the metrics registry over OTLP.
+    pub export_metrics: bool,
+    /// How often metrics are exported over OTLP.
+    pub metrics_interval: std::time::Duration,
     /// Gateway events per second that get a root span (commands always do).
     pub events_per_second: u32,
 }
@@ -130,6 +136,8 @@ impl fmt::Debug for TracesSettings {
             .field("sample_ratio", &self.sample_ratio)
             .field("queue_size", &self.queue_size)
             .field("export_logs", &self.export_logs)
+            .field("export_metrics", &self.export_metrics)
+            .field("metrics_interval", &self.metrics_interval)
             .field("events_per_second", &self.events_per_second)
             .finish()
     }
@@ -243,6 +251,13 @@ pub(super) fn validate(raw: RawTelemetry, env: Env<'_>) -> Result<TelemetrySetti
             "expected a positive number, got 0",
         ));
     }
+    let metrics_interval_ms = raw.traces.metrics_interval_ms.unwrap_or(60_000);
+    if metrics_interval_ms == 0 {
+        return Err(ConfigError::key(
+            "traces.metrics_interval_ms",
+            "expected a positive number of milliseconds, got 0",
+        ));
+    }
 
     // `GUILDSCOPE_METRICS_LISTEN` wins over the file; "off" turns the
     // endpoint off.
@@ -348,6 +363,8 @@ pub(super) fn validate(raw: RawTelemetry, env: Env<'_>) -> Result<TelemetrySetti
             sample_ratio,
             queue_size,
             export_logs: raw.traces.export_logs.unwrap_or(false),
+            export_metrics: raw.traces.export_metrics.unwrap_or(false),
+            metrics_interval: std::time::Duration::from_millis(metrics_interval_ms),
             events_per_second: raw
                 .traces
                 .events_per_second
@@ -474,6 +491,8 @@ mod tests {
         assert!(s.traces.headers.is_empty());
         assert_eq!(s.traces.sample_ratio, 1.0);
         assert!(!s.traces.export_logs);
+        assert!(!s.traces.export_metrics);
+        assert_eq!(s.traces.metrics_interval.as_secs(), 60);
         assert!(s.statsd.is_none());
         assert!(s.sentry.is_none());
         assert!(s.grafana.is_none());

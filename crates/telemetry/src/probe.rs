@@ -32,6 +32,9 @@ const UDP_REFUSED: &str = "port unreachable (nothing listens there)";
 /// The path of the OTLP/HTTP traces endpoint, appended to a base endpoint URL.
 const OTLP_TRACES_PATH: &str = "v1/traces";
 
+/// Where OTLP/HTTP receivers take metrics.
+const OTLP_METRICS_PATH: &str = "v1/metrics";
+
 /// What a probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeResult {
@@ -80,6 +83,27 @@ pub async fn otlp(
     headers: &[(String, String)],
     timeout: Duration,
 ) -> ProbeResult {
+    otlp_signal(endpoint_url, OTLP_TRACES_PATH, grpc, headers, timeout).await
+}
+
+/// Probes an OTLP metrics endpoint as the metrics exporter would use it: as [`otlp`]
+/// does, with an empty `ExportMetricsServiceRequest` posted to `/v1/metrics` over HTTP.
+pub async fn otlp_metrics(
+    endpoint_url: &str,
+    grpc: bool,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> ProbeResult {
+    otlp_signal(endpoint_url, OTLP_METRICS_PATH, grpc, headers, timeout).await
+}
+
+async fn otlp_signal(
+    endpoint_url: &str,
+    path: &str,
+    grpc: bool,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> ProbeResult {
     let url = match parse_http_url(endpoint_url) {
         Ok(url) => url,
         Err(result) => return result,
@@ -88,7 +112,7 @@ pub async fn otlp(
         return grpc_connect(&url, timeout).await;
     }
 
-    let traces_url = traces_url(url);
+    let url = signal_url(url, path);
     let client = match client(timeout) {
         Ok(client) => client,
         Err(result) => return result,
@@ -98,7 +122,7 @@ pub async fn otlp(
         Err(result) => return result,
     };
     let request = client
-        .post(traces_url.clone())
+        .post(url.clone())
         .headers(headers)
         .header(CONTENT_TYPE, "application/x-protobuf")
         .body(Vec::new());
@@ -113,7 +137,7 @@ pub async fn otlp(
                     Some(latency),
                 ),
                 StatusCode::NOT_FOUND => ProbeResult::failed(
-                    format!("answered 404: no OTLP receiver at {}", traces_url.path()),
+                    format!("answered 404: no OTLP receiver at {}", url.path()),
                     Some(latency),
                 ),
                 status if status.is_server_error() => {
@@ -478,12 +502,17 @@ fn parse_http_url(text: &str) -> Result<Url, ProbeResult> {
 }
 
 /// The OTLP/HTTP traces URL for an endpoint URL.
-fn traces_url(mut url: Url) -> Url {
-    if url.path().trim_end_matches('/').ends_with("/v1/traces") {
+fn signal_url(mut url: Url, path: &str) -> Url {
+    if url
+        .path()
+        .trim_end_matches('/')
+        .strip_suffix(path)
+        .is_some_and(|rest| rest.ends_with('/'))
+    {
         return url;
     }
     if let Ok(mut segments) = url.path_segments_mut() {
-        segments.pop_if_empty().extend(OTLP_TRACES_PATH.split('/'));
+        segments.pop_if_empty().extend(path.split('/'));
     }
     url
 }
@@ -619,8 +648,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_base_endpoint_gets_the_traces_path() {
-        let url = |text: &str| traces_url(Url::parse(text).unwrap()).to_string();
+    fn a_base_endpoint_gets_the_signal_path() {
+        let url = |text: &str| signal_url(Url::parse(text).unwrap(), OTLP_TRACES_PATH).to_string();
         assert_eq!(url("http://otel:4318"), "http://otel:4318/v1/traces");
         assert_eq!(
             url("http://otel:4318/otlp/"),
@@ -629,6 +658,17 @@ mod tests {
         assert_eq!(
             url("http://otel:4318/v1/traces"),
             "http://otel:4318/v1/traces"
+        );
+        let metrics =
+            |text: &str| signal_url(Url::parse(text).unwrap(), OTLP_METRICS_PATH).to_string();
+        assert_eq!(metrics("http://otel:4318"), "http://otel:4318/v1/metrics");
+        assert_eq!(
+            metrics("http://otel:4318/v1/metrics"),
+            "http://otel:4318/v1/metrics"
+        );
+        assert_eq!(
+            metrics("http://otel:4318/av1/metrics"),
+            "http://otel:4318/av1/metrics/v1/metrics"
         );
     }
 

@@ -1,7 +1,8 @@
 //! `guildscope bench telemetry`: what telemetry costs the bot. The same
 //! simulated workload runs with every exporter off and with every exporter
 //! on (spans over OTLP/gRPC to a local receiver at a sample ratio of 1,
-//! Prometheus scraped every second, StatsD to a local socket), alternating
+//! Prometheus scraped every second, StatsD to a local socket, the metrics
+//! registry over OTLP/gRPC every second), alternating
 //! in child processes so both see the same machine.
 //!
 //! The OTLP receiver and the StatsD socket stand for a collector and a
@@ -94,6 +95,9 @@ struct PhaseResult {
     spans_received: u64,
     statsd_datagrams: u64,
     scrapes: u64,
+    /// Metrics exports the OTLP receiver took (counted by the parent).
+    #[serde(default)]
+    metric_exports: u64,
 }
 
 /// Runs the rounds (parent) or one phase (child).
@@ -154,6 +158,7 @@ async fn rounds(args: &BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
                 // The child flushed its spans before it exited.
                 result.spans_received = peers.otlp.spans().len() as u64;
                 result.statsd_datagrams = peers.datagrams.load(Ordering::Relaxed);
+                result.metric_exports = metric_exports(&peers.otlp);
                 peers.stop().await;
             }
             eprintln!(
@@ -348,10 +353,20 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
     let exported: u64 = on.iter().map(|r| r.spans_exported).sum();
     println!("spans received       {received} of {exported} exported");
     println!(
-        "statsd datagrams     {} per run; prometheus scrapes {} per run",
+        "statsd datagrams     {} per run; prometheus scrapes {} per run; otlp metric exports {} per run",
         m(on, |r| r.statsd_datagrams as f64),
-        m(on, |r| r.scrapes as f64)
+        m(on, |r| r.scrapes as f64),
+        m(on, |r| r.metric_exports as f64)
     );
+}
+
+/// Metrics exports `receiver` took: each carries the build info once.
+fn metric_exports(receiver: &OtlpReceiver) -> u64 {
+    receiver
+        .metrics()
+        .iter()
+        .filter(|m| m.name == "guildscope_build_info")
+        .count() as u64
 }
 
 /// The exporters' peers, alive for the whole phase: an OTLP receiver and a
@@ -572,6 +587,9 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
         spans_received,
         statsd_datagrams,
         scrapes,
+        metric_exports: own_peers
+            .as_ref()
+            .map_or(0, |peers| metric_exports(&peers.otlp)),
     })
 }
 
@@ -606,7 +624,7 @@ async fn start_telemetry(
     config.log_level = "warn".into();
     // Only what was asked for, whatever the environment says.
     let on = |exporter| exporters.contains(&exporter);
-    config.telemetry.traces.endpoint = on(Exporter::Spans).then_some(otlp_endpoint);
+    config.telemetry.traces.endpoint = on(Exporter::Spans).then(|| otlp_endpoint.clone());
     config.telemetry.traces.protocol = crate::config::OtlpProtocol::Grpc;
     config.telemetry.traces.sample_ratio = 1.0;
     config.telemetry.metrics.listen = on(Exporter::Prometheus)
@@ -615,7 +633,11 @@ async fn start_telemetry(
     config.telemetry.statsd = on(Exporter::Statsd)
         .then(|| StatsdConfig::new(statsd_addr))
         .transpose()?;
-    let guard = otel::init(&otel_config(&config)?)?;
+    let mut otel = otel_config(&config)?;
+    otel.metrics = on(Exporter::OtlpMetrics)
+        .then(|| otel::OtlpEndpoint::new(otlp_endpoint, otel::OtlpProtocol::Grpc));
+    otel.metrics_interval = Duration::from_secs(1);
+    let guard = otel::init(&otel)?;
     let telemetry = Telemetry::start_with(guard, &config.telemetry).await?;
 
     let scrapes = Arc::new(AtomicU64::new(0));

@@ -1,5 +1,5 @@
 //! Metrics: one registry per process ([`Metrics`]) that the hot path updates with atomics,
-//! rendered for Prometheus and, when given a [`Statsd`](crate::Statsd) handle, fanned out
+//! rendered for Prometheus, exported over OTLP when configured, and, when given a [`Statsd`](crate::Statsd) handle, fanned out
 //! to StatsD under the reference community bot's names.
 //!
 //! Prometheus names follow DESIGN.md's telemetry conventions
@@ -12,8 +12,9 @@
 //! - `registry.rs`: [`Metrics`] and its update methods, [`Outcome`], [`BuildInfo`],
 //!   [`GuildGauges`], [`LabelLimits`].
 //! - `cells.rs`: the capped, read-mostly label map and the atomic histogram.
-//! - `render.rs`: the Prometheus text exposition format 0.0.4, and the `process_*`
-//!   families read from `/proc` on Linux.
+//! - `render.rs`: every family in a fixed order, through an `Exposition`; the Prometheus
+//!   text exposition format 0.0.4; the `process_*` families read from `/proc` on Linux.
+//! - `otlp.rs`: the same families as OTLP metrics, for the OTLP metrics exporter.
 //! - `config.rs`: [`PrometheusConfig`] and [`MetricsError`].
 //! - `server.rs`: [`PrometheusServer`], serving `/metrics`, `/healthz` and `/readyz`.
 //! - `tests.rs`: exact rendered text after known updates, and the StatsD fan-out over a
@@ -21,6 +22,7 @@
 
 mod cells;
 mod config;
+mod otlp;
 mod registry;
 mod render;
 mod server;

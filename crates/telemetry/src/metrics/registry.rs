@@ -144,6 +144,8 @@ pub struct Metrics {
     pub(super) errors: LabelMap<&'static str, ErrorCell>,
     pub(super) dropped: LabelMap<&'static str, AtomicU64>,
     pub(super) scrapes: AtomicU64,
+    /// When counting began: the start of every cumulative total in an OTLP export.
+    pub(super) started: std::time::SystemTime,
     hooks: RwLock<Vec<ScrapeHook>>,
 }
 
@@ -447,6 +449,7 @@ impl Metrics {
             errors: LabelMap::new("kind", limits.error_kinds, ErrorCell::new(OTHER)),
             dropped: LabelMap::new("sink", limits.sinks, AtomicU64::new(0)),
             scrapes: AtomicU64::new(0),
+            started: std::time::SystemTime::now(),
             hooks: RwLock::new(Vec::new()),
         }
     }
@@ -659,8 +662,9 @@ impl Metrics {
         );
     }
 
-    /// Adds a function run before each [`render`](Self::render), e.g. to refresh gauges
-    /// from live state. Hooks run in the order they were added, on the rendering thread.
+    /// Adds a function run before each [`render`](Self::render) and each OTLP export,
+    /// e.g. to refresh gauges from live state. Hooks run in the order they were added,
+    /// on the rendering (exporting) thread.
     pub fn on_scrape(&self, hook: Box<dyn Fn(&Metrics) + Send + Sync>) {
         self.hooks
             .write()
@@ -671,6 +675,13 @@ impl Metrics {
     /// Runs the scrape hooks, then renders every metric in the Prometheus text
     /// exposition format 0.0.4, families and samples in a stable order.
     pub fn render(&self) -> String {
+        self.refresh();
+        super::render::render(self)
+    }
+
+    /// Runs the scrape hooks and reads the StatsD sink's drops: what every export
+    /// does first.
+    pub(super) fn refresh(&self) {
         // Cloned so that a hook may itself add hooks without deadlocking.
         let hooks = self
             .hooks
@@ -683,7 +694,6 @@ impl Metrics {
         if let Some(statsd) = &self.statsd {
             self.set_telemetry_dropped("statsd", statsd.dropped());
         }
-        super::render::render(self)
     }
 
     /// Counts one scrape of the Prometheus endpoint.

@@ -1,4 +1,4 @@
-//! What an operator sets to send traces and logs over OTLP and to shape the log lines on
+//! What an operator sets to send traces, logs and metrics over OTLP and to shape the log lines on
 //! stderr, how it is checked, and the pipeline's one error type.
 
 use std::fmt;
@@ -9,6 +9,10 @@ use reqwest::header::{HeaderName, HeaderValue};
 
 /// Default exporter timeout, as in the OpenTelemetry specification (`OTEL_EXPORTER_OTLP_TIMEOUT`).
 pub(crate) const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default interval between metric exports, as in the OpenTelemetry specification
+/// (`OTEL_METRIC_EXPORT_INTERVAL`).
+pub(crate) const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The wire protocol of an OTLP endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +63,8 @@ pub enum Signal {
     Traces,
     /// Log records, posted to `/v1/logs` over HTTP.
     Logs,
+    /// Metrics, posted to `/v1/metrics` over HTTP.
+    Metrics,
 }
 
 impl Signal {
@@ -67,6 +73,35 @@ impl Signal {
         match self {
             Self::Traces => "/v1/traces",
             Self::Logs => "/v1/logs",
+            Self::Metrics => "/v1/metrics",
+        }
+    }
+
+    /// The gRPC service and method OTLP receivers serve this signal on.
+    pub(crate) fn grpc_method(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Traces => (
+                "opentelemetry.proto.collector.trace.v1.TraceService",
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            ),
+            Self::Logs => (
+                "opentelemetry.proto.collector.logs.v1.LogsService",
+                "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            ),
+            Self::Metrics => (
+                "opentelemetry.proto.collector.metrics.v1.MetricsService",
+                "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+            ),
+        }
+    }
+
+    /// The configuration fields of this signal's endpoint, as errors name them: URL,
+    /// headers, timeout.
+    pub(crate) fn fields(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::Traces => ("traces.url", "traces.headers", "traces.timeout"),
+            Self::Logs => ("logs.url", "logs.headers", "logs.timeout"),
+            Self::Metrics => ("metrics.url", "metrics.headers", "metrics.timeout"),
         }
     }
 
@@ -75,6 +110,7 @@ impl Signal {
         match self {
             Self::Traces => "traces",
             Self::Logs => "logs",
+            Self::Metrics => "metrics",
         }
     }
 }
@@ -130,10 +166,7 @@ impl OtlpEndpoint {
 
     /// Checks the URL, the headers and the timeout; `signal` names the field in errors.
     pub(crate) fn validate(&self, signal: Signal) -> Result<(), TelemetryError> {
-        let (url, headers, timeout) = match signal {
-            Signal::Traces => ("traces.url", "traces.headers", "traces.timeout"),
-            Signal::Logs => ("logs.url", "logs.headers", "logs.timeout"),
-        };
+        let (url, headers, timeout) = signal.fields();
         check_url(&self.url).map_err(|reason| invalid(url, reason))?;
         check_headers(&self.headers).map_err(|reason| invalid(headers, reason))?;
         if self.timeout.is_zero() {
@@ -283,6 +316,12 @@ pub struct TelemetryConfig {
     pub traces: Option<OtlpEndpoint>,
     /// Where log records go over OTLP. `None`: logs stay on stderr only.
     pub logs: Option<OtlpEndpoint>,
+    /// Where the metrics registry is sent over OTLP, every `metrics_interval`, once
+    /// [`TelemetryGuard::export_metrics`](super::TelemetryGuard::export_metrics) hands
+    /// it over. `None`: metrics are served to Prometheus (and StatsD) only.
+    pub metrics: Option<OtlpEndpoint>,
+    /// How often metrics are exported over OTLP (`OTEL_METRIC_EXPORT_INTERVAL`).
+    pub metrics_interval: Duration,
     /// Fraction of traces sampled, from 0.0 (none) to 1.0 (all), decided by trace id.
     pub sample_ratio: f64,
     /// Whether spans with a parent follow the parent's decision instead of the ratio.
@@ -306,6 +345,8 @@ impl Default for TelemetryConfig {
             log_format: LogFormat::Auto,
             traces: None,
             logs: None,
+            metrics: None,
+            metrics_interval: DEFAULT_METRICS_INTERVAL,
             sample_ratio: 1.0,
             parent_sampling: ParentSampling::Follow,
             max_queue_size: 8192,
@@ -361,6 +402,12 @@ impl TelemetryConfig {
         if let Some(logs) = &self.logs {
             logs.validate(Signal::Logs)?;
         }
+        if let Some(metrics) = &self.metrics {
+            metrics.validate(Signal::Metrics)?;
+        }
+        if self.metrics_interval.is_zero() {
+            return Err(invalid("metrics_interval", "must be greater than zero"));
+        }
         Ok(())
     }
 }
@@ -410,8 +457,10 @@ pub enum TelemetryError {
         source: opentelemetry_otlp::ExporterBuildError,
     },
     /// The OTLP span exporter could not be built (its TLS settings or HTTP client).
-    #[error("failed to build the OTLP traces exporter")]
-    SpanExporter {
+    #[error("failed to build the OTLP {signal} exporter")]
+    Client {
+        /// `traces` or `metrics`.
+        signal: &'static str,
         /// What went wrong.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,

@@ -1,5 +1,6 @@
 //! The standard OpenTelemetry environment variables (`OTEL_EXPORTER_OTLP_*`,
-//! `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, `OTEL_SDK_DISABLED`) applied over a
+//! `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, `OTEL_METRIC_EXPORT_INTERVAL`,
+//! `OTEL_SDK_DISABLED`) applied over a
 //! [`TelemetryConfig`], so an operator can point guildscope at a collector the way they
 //! point any OpenTelemetry SDK.
 //!
@@ -8,7 +9,9 @@
 //! (`/v1/traces`, `/v1/logs`) appended over HTTP, while a signal-specific one and any gRPC
 //! endpoint are used as they are. One deliberate choice: a generic endpoint alone turns on
 //! trace export only. Logs go over OTLP when `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` is set or
-//! the configuration already asks for it, because most operators want logs kept local.
+//! the configuration already asks for it, because most operators want logs kept local;
+//! metrics likewise with `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, because the Prometheus
+//! endpoint already serves them.
 
 use std::time::Duration;
 
@@ -23,24 +26,34 @@ pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 /// Endpoint for logs, used as is; setting it turns on OTLP log export.
 pub const OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT";
+/// Endpoint for metrics, used as is; setting it turns on OTLP metric export.
+pub const OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
 /// Generic headers, `key=value,key2=value2` with URL-encoded values.
 pub const OTEL_EXPORTER_OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
 /// Headers for traces.
 pub const OTEL_EXPORTER_OTLP_TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
 /// Headers for logs.
 pub const OTEL_EXPORTER_OTLP_LOGS_HEADERS: &str = "OTEL_EXPORTER_OTLP_LOGS_HEADERS";
+/// Headers for metrics.
+pub const OTEL_EXPORTER_OTLP_METRICS_HEADERS: &str = "OTEL_EXPORTER_OTLP_METRICS_HEADERS";
 /// Generic protocol: `grpc` or `http/protobuf` (the default).
 pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 /// Protocol for traces.
 pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
 /// Protocol for logs.
 pub const OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL";
+/// Protocol for metrics.
+pub const OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
 /// Generic export timeout in milliseconds.
 pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
 /// Export timeout for traces, in milliseconds.
 pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
 /// Export timeout for logs, in milliseconds.
 pub const OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT";
+/// Export timeout for metrics, in milliseconds.
+pub const OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT";
+/// Time between metric exports, in milliseconds (default 60000).
+pub const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 /// `service.name`.
 pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 /// The sampler: `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`,
@@ -80,6 +93,15 @@ const LOGS: SignalVars = SignalVars {
     generic_endpoint_enables: false,
 };
 
+const METRICS: SignalVars = SignalVars {
+    signal: Signal::Metrics,
+    endpoint: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+    headers: OTEL_EXPORTER_OTLP_METRICS_HEADERS,
+    protocol: OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
+    timeout: OTEL_EXPORTER_OTLP_METRICS_TIMEOUT,
+    generic_endpoint_enables: false,
+};
+
 impl TelemetryConfig {
     /// Applies the standard OpenTelemetry environment variables over this configuration.
     ///
@@ -109,9 +131,14 @@ impl TelemetryConfig {
 
         self.traces = resolve_signal(&get, &TRACES, self.traces.take())?;
         self.logs = resolve_signal(&get, &LOGS, self.logs.take())?;
+        self.metrics = resolve_signal(&get, &METRICS, self.metrics.take())?;
+        if let Some(interval) = get(OTEL_METRIC_EXPORT_INTERVAL) {
+            self.metrics_interval = parse_timeout(OTEL_METRIC_EXPORT_INTERVAL, &interval)?;
+        }
         if disabled {
             self.traces = None;
             self.logs = None;
+            self.metrics = None;
         }
         Ok(())
     }

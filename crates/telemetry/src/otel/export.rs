@@ -54,8 +54,11 @@ pub(crate) struct ExportStats {
     spans_failed: AtomicU64,
     logs_exported: AtomicU64,
     logs_failed: AtomicU64,
+    metric_exports: AtomicU64,
+    metric_exports_failed: AtomicU64,
     trace_failures: Mutex<FailureLog>,
     log_failures: Mutex<FailureLog>,
+    metric_failures: Mutex<FailureLog>,
     /// The pipeline's own dispatcher: warnings from the exporter threads go to it even
     /// when it is not the global default (as in tests using `with_default`).
     dispatch: OnceLock<WeakDispatch>,
@@ -94,6 +97,16 @@ impl ExportStats {
         )
     }
 
+    /// Metric exports that succeeded and that failed. A metrics export carries the
+    /// registry's cumulative totals, so one that fails loses nothing the next one
+    /// does not carry.
+    pub(crate) fn metric_export_counts(&self) -> (u64, u64) {
+        (
+            self.metric_exports.load(Ordering::Relaxed),
+            self.metric_exports_failed.load(Ordering::Relaxed),
+        )
+    }
+
     pub(crate) fn set_dispatch(&self, dispatch: WeakDispatch) {
         // Set once, right after the dispatcher is built; a second call cannot happen.
         let _ = self.dispatch.set(dispatch);
@@ -112,7 +125,8 @@ impl ExportStats {
         self.spans_ended.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The outcome of one export of `items` spans or log records.
+    /// The outcome of one export of `items` spans or log records, or of one metrics
+    /// export (`items` is 1).
     pub(crate) fn record(&self, signal: Signal, items: u64, result: &OTelSdkResult) {
         let (exported, failed, log) = match signal {
             Signal::Traces => (
@@ -121,6 +135,11 @@ impl ExportStats {
                 &self.trace_failures,
             ),
             Signal::Logs => (&self.logs_exported, &self.logs_failed, &self.log_failures),
+            Signal::Metrics => (
+                &self.metric_exports,
+                &self.metric_exports_failed,
+                &self.metric_failures,
+            ),
         };
         match result {
             Ok(()) => {

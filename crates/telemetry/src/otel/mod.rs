@@ -1,6 +1,7 @@
 //! guildscope's tracing and log pipeline: `tracing` spans exported over OTLP (gRPC or
 //! HTTP) to any OpenTelemetry collector or vendor, log lines on stderr (human-readable or
-//! JSON carrying trace ids), and, when asked, log records over OTLP too.
+//! JSON carrying trace ids), and, when asked, log records and the metrics registry over
+//! OTLP too.
 //!
 //! ```text
 //! tracing ──► EnvFilter ──┬─► fmt layer ──► stderr (pretty | JSON with trace_id/span_id)
@@ -24,6 +25,10 @@
 //! dropped and counted ([`TelemetryGuard::span_counts`]), and failures are logged at most
 //! once every 30 seconds.
 //!
+//! The metrics registry is exported over OTLP, when [`TelemetryConfig::metrics`] is set,
+//! by a thread of its own once the registry is handed over
+//! ([`TelemetryGuard::export_metrics`]): every interval, and once more on shutdown.
+//!
 //! Configuration comes from the config file ([`TelemetryConfig`]) with the standard
 //! `OTEL_*` environment variables applied on top ([`TelemetryConfig::apply_env`]).
 //!
@@ -36,7 +41,9 @@
 //! - `layer.rs`: the span layer, sampling, and the span operations of [`SpanExt`].
 //! - `encode.rs`: OTLP trace requests encoded from span data.
 //! - `batch.rs`: the span batch processor: the bounded queue and the export thread.
-//! - `transport.rs`: the span exporter: gRPC and HTTP, timeouts and retries.
+//! - `transport.rs`: sending OTLP requests over gRPC and HTTP, timeouts and retries; the
+//!   span exporter.
+//! - `metrics_export.rs`: the periodic OTLP metrics exporter.
 //! - `export.rs`: the exact span and log counts, the log exporter's counting, and the
 //!   rate-limited warning for failing exports.
 //! - `logfmt.rs`: the JSON log line format.
@@ -50,6 +57,7 @@ mod env;
 mod export;
 mod layer;
 mod logfmt;
+mod metrics_export;
 mod pipeline;
 mod transport;
 
@@ -73,10 +81,13 @@ pub use config::{
 pub use env::{
     OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
     OTEL_EXPORTER_OTLP_LOGS_HEADERS, OTEL_EXPORTER_OTLP_LOGS_PROTOCOL,
-    OTEL_EXPORTER_OTLP_LOGS_TIMEOUT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TIMEOUT,
+    OTEL_EXPORTER_OTLP_LOGS_TIMEOUT, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+    OTEL_EXPORTER_OTLP_METRICS_HEADERS, OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
+    OTEL_EXPORTER_OTLP_METRICS_TIMEOUT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TIMEOUT,
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_HEADERS,
-    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, OTEL_SDK_DISABLED,
-    OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG,
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
+    OTEL_METRIC_EXPORT_INTERVAL, OTEL_SDK_DISABLED, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER,
+    OTEL_TRACES_SAMPLER_ARG,
 };
 pub use export::SpanCounts;
 pub use layer::SetParentError;
@@ -203,9 +214,20 @@ pub struct TelemetryGuard {
     tracer_provider: Option<SdkTracerProvider>,
     logger_provider: Option<SdkLoggerProvider>,
     stats: Arc<ExportStats>,
+    /// Where and how often to export the metrics registry, until it is handed over.
+    pub(crate) metrics_settings: Option<MetricsSettings>,
+    metrics_export: Option<metrics_export::MetricsExport>,
     /// Keeps the pipeline's dispatcher alive until the shutdown summary is logged through
     /// it, whether or not it is the global one.
     dispatch: tracing::Dispatch,
+}
+
+/// What the metrics exporter needs from the configuration.
+#[derive(Debug)]
+pub(crate) struct MetricsSettings {
+    pub(crate) endpoint: OtlpEndpoint,
+    pub(crate) interval: Duration,
+    pub(crate) resource: opentelemetry_sdk::Resource,
 }
 
 impl TelemetryGuard {
@@ -221,12 +243,65 @@ impl TelemetryGuard {
         SpanCounter(Arc::clone(&self.stats))
     }
 
-    /// Exports what is queued and shuts the providers down, waiting at most
-    /// [`SHUTDOWN_TIMEOUT`] (plus a little) however slow or dead the collector is. Logs a
+    /// Starts exporting `metrics` over OTLP, when the configuration asks for it; returns
+    /// whether it did. Over gRPC it must be called inside a tokio runtime. The exporter
+    /// is started once: a second call returns `false`.
+    pub fn export_metrics(
+        &mut self,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<bool, TelemetryError> {
+        let Some(settings) = self.metrics_settings.take() else {
+            return Ok(false);
+        };
+        let client = transport::OtlpClient::new(&settings.endpoint, Signal::Metrics)?;
+        self.metrics_export = Some(metrics_export::MetricsExport::start(
+            client,
+            &settings.resource,
+            metrics,
+            settings.interval,
+            Arc::clone(&self.stats),
+        ));
+        Ok(true)
+    }
+
+    /// Exports the metrics a last time and stops exporting them, waiting at most
+    /// [`SHUTDOWN_TIMEOUT`] (plus a little); logs a warning when that export fails.
+    /// Releases the registry, and with it the StatsD handle it holds. Also done by
+    /// [`shutdown`](Self::shutdown).
+    pub async fn stop_metrics_export(&mut self) {
+        let Some(export) = self.metrics_export.take() else {
+            return;
+        };
+        // The last export carries the final totals.
+        let task = tokio::task::spawn_blocking(move || export.shutdown(SHUTDOWN_TIMEOUT));
+        let result = tokio::time::timeout(SHUTDOWN_TIMEOUT + Duration::from_secs(1), task).await;
+        let problem = match result {
+            Ok(Ok(Ok(()))) => return,
+            Ok(Ok(Err(err))) => err.to_string(),
+            Ok(Err(_)) => "the exporting task failed".to_owned(),
+            Err(_) => "timed out".to_owned(),
+        };
+        self.stats.in_pipeline(|| {
+            tracing::warn!(
+                problem = problem.as_str(),
+                "the final metrics could not be exported before shutdown"
+            );
+        });
+    }
+
+    /// Metric exports that succeeded and that failed so far.
+    pub fn metric_exports(&self) -> (u64, u64) {
+        self.stats.metric_export_counts()
+    }
+
+    /// Exports the metrics a last time and the spans and logs queued, and shuts the
+    /// providers down, waiting at most [`SHUTDOWN_TIMEOUT`] (plus a little) for each
+    /// however slow or dead the collector is. Logs a
     /// warning with what could not be exported, and returns the span counts, which are
     /// final unless the flush ran out of time.
-    pub async fn shutdown(self) -> SpanCounts {
+    pub async fn shutdown(mut self) -> SpanCounts {
         let started = Instant::now();
+        self.stop_metrics_export().await;
         if let Some(sink) = &self.span_sink {
             // Spans ending from now on are neither counted nor exported.
             sink.close();

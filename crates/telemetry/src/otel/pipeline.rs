@@ -20,7 +20,6 @@ use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::{Layer, Registry};
 
-use super::TelemetryGuard;
 use super::batch::{BatchProcessor, BatchSettings, SdkSpans};
 use super::config::{
     OtlpEndpoint, OtlpProtocol, ParentSampling, Signal, TelemetryConfig, TelemetryError, invalid,
@@ -29,6 +28,7 @@ use super::export::{CountingLogExporter, ExportStats};
 use super::layer::{Sampling, SpanLayer, SpanSink};
 use super::logfmt::{Output, TraceIds, fmt_layer};
 use super::transport::OtlpSpanExporter;
+use super::{MetricsSettings, TelemetryGuard};
 
 /// Name of the instrumentation scope of guildscope's spans.
 const SCOPE: &str = "guildscope";
@@ -58,12 +58,13 @@ pub(crate) fn build_pipeline(
     let filter = env_filter(&config.log_filter)?;
     let stats = Arc::new(ExportStats::default());
 
-    if config.traces.is_some() || config.logs.is_some() {
+    if config.traces.is_some() || config.logs.is_some() || config.metrics.is_some() {
         // reqwest is built without a default TLS provider; install ring's once for the
         // process. An error means one is installed already, which is just as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
     let resource = resource(config);
+    let metrics_resource = resource.clone();
     let traces = config
         .traces
         .as_ref()
@@ -131,6 +132,12 @@ pub(crate) fn build_pipeline(
         tracer_provider,
         logger_provider,
         stats,
+        metrics_settings: config.metrics.clone().map(|endpoint| MetricsSettings {
+            endpoint,
+            interval: config.metrics_interval,
+            resource: metrics_resource,
+        }),
+        metrics_export: None,
         dispatch: dispatch.clone(),
     };
     Ok((dispatch, guard))
@@ -423,10 +430,7 @@ fn grpc_settings(
             signal: signal.as_str(),
         });
     }
-    let field = match signal {
-        Signal::Traces => "traces.headers",
-        Signal::Logs => "logs.headers",
-    };
+    let (_, field, _) = signal.fields();
     let mut headers = HeaderMap::new();
     for (name, value) in &endpoint.headers {
         // Validated already; checked again rather than trusted.

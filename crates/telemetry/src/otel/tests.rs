@@ -118,6 +118,70 @@ fn logs_endpoint_turns_on_log_export_and_is_used_as_is() {
 }
 
 #[test]
+fn metrics_endpoint_turns_on_metric_export_and_the_interval_is_read() {
+    let config = applied(&[
+        (OTEL_EXPORTER_OTLP_ENDPOINT, "http://generic:4318"),
+        (
+            OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+            "http://metrics:4318/in",
+        ),
+        (OTEL_EXPORTER_OTLP_METRICS_HEADERS, "x-team=abc"),
+        (OTEL_METRIC_EXPORT_INTERVAL, "15000"),
+    ]);
+    let metrics = config.metrics.unwrap();
+    assert_eq!(metrics.url, "http://metrics:4318/in");
+    assert_eq!(
+        metrics.headers,
+        vec![("x-team".to_owned(), "abc".to_owned())]
+    );
+    assert_eq!(config.metrics_interval, Duration::from_secs(15));
+    assert_eq!(config.logs, None);
+}
+
+#[test]
+fn a_generic_endpoint_alone_leaves_metrics_to_prometheus_but_moves_configured_ones() {
+    let config = applied(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "http://generic:4318")]);
+    assert_eq!(config.metrics, None);
+    assert_eq!(config.metrics_interval, Duration::from_secs(60));
+
+    let mut config = TelemetryConfig {
+        metrics: Some(OtlpEndpoint::new(
+            "http://old:4318/v1/metrics",
+            OtlpProtocol::HttpProtobuf,
+        )),
+        ..TelemetryConfig::default()
+    };
+    config
+        .apply_env(env(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "http://new:4318")]))
+        .unwrap();
+    assert_eq!(config.metrics.unwrap().url, "http://new:4318/v1/metrics");
+}
+
+#[test]
+fn a_bad_metric_interval_is_named() {
+    let (var, message) = env_error(&[(OTEL_METRIC_EXPORT_INTERVAL, "soon")]);
+    assert_eq!(var, OTEL_METRIC_EXPORT_INTERVAL);
+    assert!(
+        message.contains("whole number of milliseconds"),
+        "{message}"
+    );
+    let (var, _) = env_error(&[(OTEL_METRIC_EXPORT_INTERVAL, "0")]);
+    assert_eq!(var, OTEL_METRIC_EXPORT_INTERVAL);
+}
+
+#[test]
+fn sdk_disabled_turns_metric_export_off_too() {
+    let config = applied(&[
+        (
+            OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+            "http://metrics:4318/v1/metrics",
+        ),
+        (OTEL_SDK_DISABLED, "true"),
+    ]);
+    assert_eq!(config.metrics, None);
+}
+
+#[test]
 fn generic_endpoint_moves_configured_logs_with_the_logs_path() {
     let mut config = TelemetryConfig {
         logs: Some(OtlpEndpoint::new(

@@ -1,7 +1,8 @@
-//! The span exporter: a batch of finished spans encoded once into an OTLP request
-//! ([`encode`](super::encode)) and sent over gRPC (tonic, the bytes passed through as
-//! they are) or HTTP/protobuf (a blocking reqwest client), on the batch processor's
-//! thread.
+//! Sending OTLP requests ([`OtlpClient`]), and the span exporter built on it: a batch of
+//! finished spans encoded once into an OTLP request ([`encode`](super::encode)) and
+//! sent over gRPC (tonic, the bytes passed through as they are) or HTTP/protobuf (a
+//! blocking reqwest client), on the batch processor's thread. The metrics exporter
+//! sends its requests the same way.
 //!
 //! It behaves as `opentelemetry-otlp`'s exporter does: the same headers and user agent,
 //! the endpoint's timeout as the budget for one export retries included, and the same
@@ -32,9 +33,6 @@ use super::encode::{self, EncodedResource};
 /// The user agent `opentelemetry-otlp` sends, so collectors see the same client.
 const USER_AGENT: &str = "OTel-OTLP-Exporter-Rust/0.33.1";
 
-/// The gRPC method spans are exported to.
-const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
 /// Largest request body sent over HTTP, as in `opentelemetry-otlp`.
 const MAX_REQUEST_BODY: usize = 64 * 1024 * 1024;
 
@@ -55,13 +53,20 @@ pub(crate) struct OtlpSpanExporter {
     resource: EncodedResource,
     /// The instrumentation scope of the span layer's spans.
     scope: InstrumentationScope,
-    transport: Transport,
+    client: OtlpClient,
     /// The size of the last request, to size the next one's buffer.
     last_size: std::sync::atomic::AtomicUsize,
     /// The location attributes of the callsites seen, encoded.
     locations: std::sync::Mutex<encode::Locations>,
-    timeout: Duration,
     shut_down: AtomicBool,
+}
+
+/// Sends encoded requests of one signal to one OTLP endpoint, with the endpoint's time
+/// budget and `opentelemetry-otlp`'s retry policy.
+pub(crate) struct OtlpClient {
+    signal: Signal,
+    transport: Transport,
+    timeout: Duration,
 }
 
 enum Transport {
@@ -78,11 +83,20 @@ enum Transport {
 
 impl fmt::Debug for OtlpSpanExporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpSpanExporter")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for OtlpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let protocol = match self.transport {
             Transport::Grpc { .. } => OtlpProtocol::Grpc,
             Transport::Http { .. } => OtlpProtocol::HttpProtobuf,
         };
-        f.debug_struct("OtlpSpanExporter")
+        f.debug_struct("OtlpClient")
+            .field("signal", &self.signal)
             .field("protocol", &protocol)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -98,19 +112,46 @@ impl OtlpSpanExporter {
         resource: &Resource,
         scope: InstrumentationScope,
     ) -> Result<Self, TelemetryError> {
-        let transport = match endpoint.protocol {
-            OtlpProtocol::Grpc => grpc(endpoint)?,
-            OtlpProtocol::HttpProtobuf => http(endpoint)?,
-        };
         Ok(Self {
             resource: EncodedResource::new(resource),
             scope,
-            transport,
+            client: OtlpClient::new(endpoint, Signal::Traces)?,
             last_size: std::sync::atomic::AtomicUsize::new(0),
             locations: std::sync::Mutex::default(),
-            timeout: endpoint.timeout,
             shut_down: AtomicBool::new(false),
         })
+    }
+}
+
+impl OtlpClient {
+    /// A client for `endpoint` (validated already) and `signal`. Over gRPC it must be
+    /// built inside a tokio runtime.
+    pub(crate) fn new(endpoint: &OtlpEndpoint, signal: Signal) -> Result<Self, TelemetryError> {
+        let transport = match endpoint.protocol {
+            OtlpProtocol::Grpc => grpc(endpoint, signal)?,
+            OtlpProtocol::HttpProtobuf => http(endpoint, signal)?,
+        };
+        Ok(Self {
+            signal,
+            transport,
+            timeout: endpoint.timeout,
+        })
+    }
+
+    /// Sends one encoded request with retries, blocking the calling thread (an
+    /// exporter's own) until done or out of time.
+    pub(crate) fn export_blocking(&self, body: Vec<u8>) -> OTelSdkResult {
+        if matches!(self.transport, Transport::Http { .. }) && body.len() > MAX_REQUEST_BODY {
+            return Err(OTelSdkError::InternalFailure(format!(
+                "the request body is {} bytes, more than the {MAX_REQUEST_BODY} allowed",
+                body.len()
+            )));
+        }
+        let body = Bytes::from(body);
+        // tonic's channel does its work on the runtime it was built on; this thread
+        // only waits for the answer.
+        futures_executor::block_on(self.with_retries(&body))
+            .map_err(|failure| OTelSdkError::InternalFailure(failure.message))
     }
 
     /// One attempt: `Ok`, or why it failed and whether to try again.
@@ -125,18 +166,14 @@ impl OtlpSpanExporter {
                 })?;
                 let mut request = tonic::Request::new(body.clone());
                 *request.metadata_mut() = metadata.clone();
-                request.extensions_mut().insert(tonic::GrpcMethod::new(
-                    "opentelemetry.proto.collector.trace.v1.TraceService",
-                    "Export",
-                ));
-                grpc.unary::<Bytes, (), _>(
-                    request,
-                    PathAndQuery::from_static(EXPORT_PATH),
-                    PreEncoded,
-                )
-                .await
-                .map(|_| ())
-                .map_err(|status| Failure::grpc(&status))
+                let (service, path) = self.signal.grpc_method();
+                request
+                    .extensions_mut()
+                    .insert(tonic::GrpcMethod::new(service, "Export"));
+                grpc.unary::<Bytes, (), _>(request, PathAndQuery::from_static(path), PreEncoded)
+                    .await
+                    .map(|_| ())
+                    .map_err(|status| Failure::grpc(&status))
             }
             Transport::Http {
                 client,
@@ -193,17 +230,7 @@ impl OtlpSpanExporter {
         );
         drop(locations);
         self.last_size.store(body.len(), Ordering::Relaxed);
-        if matches!(self.transport, Transport::Http { .. }) && body.len() > MAX_REQUEST_BODY {
-            return Err(OTelSdkError::InternalFailure(format!(
-                "the request body is {} bytes, more than the {MAX_REQUEST_BODY} allowed",
-                body.len()
-            )));
-        }
-        let body = Bytes::from(body);
-        // tonic's channel does its work on the runtime it was built on; this thread
-        // only waits for the answer.
-        futures_executor::block_on(self.with_retries(&body))
-            .map_err(|failure| OTelSdkError::InternalFailure(failure.message))
+        self.client.export_blocking(body)
     }
 
     /// Refuses further exports.
@@ -212,7 +239,7 @@ impl OtlpSpanExporter {
     }
 }
 
-impl OtlpSpanExporter {
+impl OtlpClient {
     /// Sends `body`, retrying what is worth retrying within the export's time budget.
     async fn with_retries(&self, body: &Bytes) -> Result<(), Failure> {
         let started = Instant::now();
@@ -245,7 +272,7 @@ impl OtlpSpanExporter {
             if sleep >= self.timeout.saturating_sub(started.elapsed()) {
                 return Err(failure);
             }
-            // The batch processor's own thread: blocking it delays only exports.
+            // The exporter's own thread: blocking it delays only exports.
             std::thread::sleep(sleep);
             delay = delay.saturating_mul(2).min(delay_cap);
         }
@@ -315,29 +342,30 @@ fn http_retry(status: u16, retry_after: Option<Duration>) -> Retry {
     }
 }
 
-fn grpc(endpoint: &OtlpEndpoint) -> Result<Transport, TelemetryError> {
+fn grpc(endpoint: &OtlpEndpoint, signal: Signal) -> Result<Transport, TelemetryError> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(TelemetryError::NoRuntime {
-            signal: Signal::Traces.as_str(),
+            signal: signal.as_str(),
         });
     }
     let url = endpoint.url.trim().to_owned();
     let mut channel = Channel::from_shared(url.clone())
-        .map_err(|_| invalid("traces.url", "is not a valid gRPC endpoint"))?;
+        .map_err(|_| invalid(signal.fields().0, "is not a valid gRPC endpoint"))?;
     if url.starts_with("https://") {
         channel = channel
             .tls_config(ClientTlsConfig::new().with_enabled_roots())
-            .map_err(|source| TelemetryError::SpanExporter {
+            .map_err(|source| TelemetryError::Client {
+                signal: signal.as_str(),
                 source: Box::new(source),
             })?;
     }
     let channel = channel.timeout(endpoint.timeout).connect_lazy();
-    let metadata = MetadataMap::from_headers(headers(endpoint)?);
+    let metadata = MetadataMap::from_headers(headers(endpoint, signal)?);
     Ok(Transport::Grpc { channel, metadata })
 }
 
-fn http(endpoint: &OtlpEndpoint) -> Result<Transport, TelemetryError> {
-    let headers = headers(endpoint)?;
+fn http(endpoint: &OtlpEndpoint, signal: Signal) -> Result<Transport, TelemetryError> {
+    let headers = headers(endpoint, signal)?;
     // A blocking client cannot be built on a runtime's thread; build it on its own.
     let timeout = endpoint.timeout;
     let client = std::thread::spawn(move || {
@@ -346,10 +374,12 @@ fn http(endpoint: &OtlpEndpoint) -> Result<Transport, TelemetryError> {
             .build()
     })
     .join()
-    .map_err(|_| TelemetryError::SpanExporter {
+    .map_err(|_| TelemetryError::Client {
+        signal: signal.as_str(),
         source: "the thread building the HTTP client panicked".into(),
     })?
-    .map_err(|source| TelemetryError::SpanExporter {
+    .map_err(|source| TelemetryError::Client {
+        signal: signal.as_str(),
         source: Box::new(source),
     })?;
     Ok(Transport::Http {
@@ -360,7 +390,8 @@ fn http(endpoint: &OtlpEndpoint) -> Result<Transport, TelemetryError> {
 }
 
 /// The headers (gRPC metadata) of every request: the user agent, then the endpoint's.
-fn headers(endpoint: &OtlpEndpoint) -> Result<HeaderMap, TelemetryError> {
+fn headers(endpoint: &OtlpEndpoint, signal: Signal) -> Result<HeaderMap, TelemetryError> {
+    let (_, field, _) = signal.fields();
     let mut headers = HeaderMap::new();
     headers.insert(
         reqwest::header::USER_AGENT,
@@ -368,15 +399,11 @@ fn headers(endpoint: &OtlpEndpoint) -> Result<HeaderMap, TelemetryError> {
     );
     for (name, value) in &endpoint.headers {
         // Validated already; checked again rather than trusted.
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-            invalid(
-                "traces.headers",
-                format!("{name:?} is not a valid header name"),
-            )
-        })?;
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid(field, format!("{name:?} is not a valid header name")))?;
         let value = HeaderValue::from_str(value).map_err(|_| {
             invalid(
-                "traces.headers",
+                field,
                 format!("the value of header {name:?} has characters a header cannot carry"),
             )
         })?;
