@@ -215,7 +215,7 @@ pub struct TelemetryGuard {
     logger_provider: Option<SdkLoggerProvider>,
     stats: Arc<ExportStats>,
     /// Where and how often to export the metrics registry, until it is handed over.
-    pub(crate) metrics_settings: Option<MetricsSettings>,
+    metrics_settings: Option<MetricsSettings>,
     metrics_export: Option<metrics_export::MetricsExport>,
     /// Keeps the pipeline's dispatcher alive until the shutdown summary is logged through
     /// it, whether or not it is the global one.
@@ -224,10 +224,10 @@ pub struct TelemetryGuard {
 
 /// What the metrics exporter needs from the configuration.
 #[derive(Debug)]
-pub(crate) struct MetricsSettings {
-    pub(crate) endpoint: OtlpEndpoint,
-    pub(crate) interval: Duration,
-    pub(crate) resource: opentelemetry_sdk::Resource,
+struct MetricsSettings {
+    endpoint: OtlpEndpoint,
+    interval: Duration,
+    resource: opentelemetry_sdk::Resource,
 }
 
 impl TelemetryGuard {
@@ -294,14 +294,14 @@ impl TelemetryGuard {
         self.stats.metric_export_counts()
     }
 
-    /// Exports the metrics a last time and the spans and logs queued, and shuts the
-    /// providers down, waiting at most [`SHUTDOWN_TIMEOUT`] (plus a little) for each
-    /// however slow or dead the collector is. Logs a
-    /// warning with what could not be exported, and returns the span counts, which are
-    /// final unless the flush ran out of time.
+    /// Exports the metrics a last time, then what is queued, and shuts the providers
+    /// down, waiting at most [`SHUTDOWN_TIMEOUT`] (plus a little) for the metrics and as
+    /// long for the spans and logs, however slow or dead the collector is. Logs a warning
+    /// with what could not be exported, and returns the span counts, which are final
+    /// unless the flush ran out of time.
     pub async fn shutdown(mut self) -> SpanCounts {
-        let started = Instant::now();
         self.stop_metrics_export().await;
+        let started = Instant::now();
         if let Some(sink) = &self.span_sink {
             // Spans ending from now on are neither counted nor exported.
             sink.close();
