@@ -8,8 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use guildscope_telemetry::otel::SpanExt as _;
@@ -17,57 +15,16 @@ use guildscope_telemetry::otel::{
     LogFormat, OtlpEndpoint, OtlpProtocol, ParentSampling, Signal, SpanCounts, TelemetryConfig,
     TelemetryGuard, build_with_writer, current_trace_id,
 };
+use guildscope_testkit::logs::LogBuffer;
 use guildscope_testkit::otlp::{OtlpReceiver, ReceivedSpan, SpanStatus, Transport};
 use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use serde_json::Value;
 use tracing::Instrument as _;
 use tracing::instrument::WithSubscriber as _;
-use tracing_subscriber::fmt::MakeWriter;
 
 /// How long a test waits for spans that should arrive.
 const ARRIVAL: Duration = Duration::from_secs(10);
-
-/// A log destination tests can read back.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Buffer {
-    fn json_lines(&self) -> Vec<Value> {
-        let bytes = self.0.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-
-    fn lines_with_message(&self, message: &str) -> Vec<Value> {
-        self.json_lines()
-            .into_iter()
-            .filter(|line| line["message"].as_str() == Some(message))
-            .collect()
-    }
-}
-
-impl io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 fn grpc(receiver: &OtlpReceiver) -> OtlpEndpoint {
     OtlpEndpoint::new(receiver.grpc_endpoint(), OtlpProtocol::Grpc)
@@ -94,8 +51,8 @@ fn config(traces: OtlpEndpoint) -> TelemetryConfig {
     }
 }
 
-fn build(config: &TelemetryConfig) -> (tracing::Dispatch, TelemetryGuard, Buffer) {
-    let buffer = Buffer::default();
+fn build(config: &TelemetryConfig) -> (tracing::Dispatch, TelemetryGuard, LogBuffer) {
+    let buffer = LogBuffer::default();
     let (dispatch, guard) = build_with_writer(config, buffer.clone()).unwrap();
     (dispatch, guard, buffer)
 }

@@ -4,8 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use guildscope_telemetry::metrics::{BuildInfo, GuildGauges, Metrics, Outcome};
@@ -13,46 +12,12 @@ use guildscope_telemetry::otel::{
     LogFormat, OtlpEndpoint, OtlpProtocol, Signal, TelemetryConfig, TelemetryGuard,
     build_with_writer,
 };
+use guildscope_testkit::logs::LogBuffer;
 use guildscope_testkit::otlp::{MetricKind, OtlpReceiver, ReceivedMetric, Transport};
 use serde_json::Value;
-use tracing_subscriber::fmt::MakeWriter;
-
-/// A log destination tests can read back.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Buffer {
-    fn json_lines(&self) -> Vec<Value> {
-        let bytes = self.0.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-}
-
-impl io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 /// JSON logs, no traces, metrics to `endpoint` every 100 ms.
-fn build(endpoint: OtlpEndpoint) -> (TelemetryGuard, Buffer) {
+fn build(endpoint: OtlpEndpoint) -> (TelemetryGuard, LogBuffer) {
     let config = TelemetryConfig {
         service_name: "guildscope-test".to_owned(),
         log_format: LogFormat::Json,
@@ -60,7 +25,7 @@ fn build(endpoint: OtlpEndpoint) -> (TelemetryGuard, Buffer) {
         metrics_interval: Duration::from_millis(100),
         ..TelemetryConfig::default()
     };
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     let (_dispatch, guard) = build_with_writer(&config, buffer.clone()).unwrap();
     (guard, buffer)
 }

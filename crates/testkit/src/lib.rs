@@ -21,11 +21,14 @@
 //! - [`http::HttpRecorder`]: answers any method and path with a configurable
 //!   status and JSON body, and records every request (method, path, query,
 //!   headers, body).
+//! - [`logs::LogBuffer`]: a writer for a `tracing` subscriber that a test
+//!   reads back, as text or as JSON lines.
 //!
 //! The `wait_for_*` methods poll with a deadline and panic with a description
 //! of what did arrive: they are meant for tests.
 
 pub mod http;
+pub mod logs;
 pub mod otlp;
 pub mod sentry;
 mod server;

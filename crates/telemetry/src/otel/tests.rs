@@ -2,12 +2,9 @@
 //! log lines. Export to a real OTLP receiver is tested in `tests/otel.rs`.
 
 use std::collections::HashMap;
-use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
-use tracing_subscriber::fmt::MakeWriter;
+use guildscope_testkit::logs::LogBuffer;
 
 use super::pipeline::{filter_directives, is_exporter_target};
 use super::*;
@@ -581,7 +578,7 @@ fn a_bad_log_filter_is_refused_by_build() {
         log_filter: "info,guildscope=loud".to_owned(),
         ..TelemetryConfig::default()
     };
-    match build_with_writer(&config, Buffer::default()) {
+    match build_with_writer(&config, LogBuffer::default()) {
         Err(err @ TelemetryError::LogFilter { .. }) => {
             assert!(err.to_string().contains("guildscope=loud"), "{err}");
         }
@@ -598,7 +595,7 @@ fn grpc_export_outside_a_runtime_is_an_error_not_a_panic() {
         )),
         ..TelemetryConfig::default()
     };
-    match build_with_writer(&config, Buffer::default()) {
+    match build_with_writer(&config, LogBuffer::default()) {
         Err(err @ TelemetryError::NoRuntime { signal: "traces" }) => {
             assert!(err.to_string().contains("tokio runtime"), "{err}");
         }
@@ -652,44 +649,6 @@ fn exporter_targets_are_recognised_at_crate_boundaries() {
     }
 }
 
-/// A log destination tests can read back.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Buffer {
-    fn json_lines(&self) -> Vec<Value> {
-        let bytes = self.0.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-impl io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[derive(Debug)]
 struct Outer(Inner);
 
@@ -718,7 +677,7 @@ impl std::error::Error for Inner {}
 
 #[test]
 fn json_lines_carry_typed_fields_and_the_span_name() {
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     let config = TelemetryConfig {
         log_format: LogFormat::Json,
         ..TelemetryConfig::default()
@@ -772,7 +731,7 @@ fn json_lines_carry_typed_fields_and_the_span_name() {
 
 #[test]
 fn pretty_lines_are_plain_text_without_colours_off_a_terminal() {
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     let config = TelemetryConfig {
         log_format: LogFormat::Pretty,
         ..TelemetryConfig::default()
@@ -791,7 +750,7 @@ fn pretty_lines_are_plain_text_without_colours_off_a_terminal() {
 
 #[test]
 fn auto_format_means_json_off_a_terminal() {
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     let (dispatch, _guard) =
         build_with_writer(&TelemetryConfig::default(), buffer.clone()).unwrap();
     tracing::dispatcher::with_default(&dispatch, || tracing::info!("hello"));
@@ -800,7 +759,7 @@ fn auto_format_means_json_off_a_terminal() {
 
 #[test]
 fn without_traces_there_is_no_trace_id() {
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     let (dispatch, guard) = build_with_writer(&TelemetryConfig::default(), buffer).unwrap();
     tracing::dispatcher::with_default(&dispatch, || {
         let span = tracing::info_span!("request");
