@@ -793,6 +793,15 @@ async fn demo_exports_its_event_spans_and_final_metrics_before_it_exits() {
         "{}",
         ran.both()
     );
+    let otlp_metrics_line = format!(
+        "metrics  also over OTLP to {} every 60 s, and at the end",
+        otlp.grpc_endpoint()
+    );
+    assert!(
+        ran.stdout.lines().any(|l| l == otlp_metrics_line),
+        "no {otlp_metrics_line:?} line:\n{}",
+        ran.both()
+    );
     let traces_line = format!("traces   {}", otlp.grpc_endpoint());
     assert!(
         ran.stdout.lines().any(|l| l == traces_line),

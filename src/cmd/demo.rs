@@ -46,7 +46,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.log_level = "warn".into();
     config.telemetry.metrics.listen = Some(args.metrics_listen);
     let telemetry = Telemetry::start(&config).await?;
-    let traces = otel_config(&config)?.traces.map(|t| t.url);
+    let otel = otel_config(&config)?;
+    let traces = otel.traces.map(|t| t.url);
     println!(
         "metrics  {}",
         telemetry
@@ -54,6 +55,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .map(|a| format!("http://{a}/metrics"))
             .unwrap_or_else(|| "off".into())
     );
+    if let Some(endpoint) = &otel.metrics {
+        println!(
+            "metrics  also over OTLP to {} every {} s, and at the end",
+            endpoint.url,
+            otel.metrics_interval.as_secs_f64()
+        );
+    }
     println!(
         "traces   {}",
         traces
