@@ -689,6 +689,56 @@ fn check_config_names_an_unknown_key_and_its_line() {
     assert!(checks[0].text.contains("sampel_ratio"), "{stdout}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_metrics_follow_a_collector_named_only_in_the_environment() {
+    let otlp = OtlpReceiver::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "[traces]\nexport_metrics = true\n");
+    let check_config = || {
+        let mut command = guildscope(dir.path());
+        command
+            .args([
+                "check-config",
+                "--config",
+                "guildscope.toml",
+                "--timeout",
+                "2s",
+            ])
+            .env("DISCORD_TOKEN", DISCORD_TOKEN);
+        command
+    };
+
+    let mut with_collector = check_config();
+    with_collector
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.http_endpoint())
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
+    let ran = run(with_collector, Duration::from_secs(20)).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.both());
+    let checks = checklist(&ran.stdout);
+    let metrics: Vec<&Check> = checks.iter().filter(|c| c.part == "metrics").collect();
+    assert_eq!(metrics.len(), 2, "{}", ran.both());
+    assert_eq!(metrics[1].state, "ok", "{}", ran.both());
+    assert!(
+        metrics[1].text.starts_with(&format!(
+            "OTLP http/protobuf {}/v1/metrics every 60 s",
+            otlp.http_endpoint()
+        )),
+        "{}",
+        ran.both()
+    );
+
+    // Without a collector anywhere, the setting is named as the problem.
+    let ran = run(check_config(), Duration::from_secs(20)).await;
+    assert_ne!(ran.code, Some(0), "{}", ran.both());
+    let checks = checklist(&ran.stdout);
+    let traces = check(&checks, "traces");
+    assert_eq!(traces.state, "FAIL", "{}", ran.both());
+    assert!(
+        traces.text.contains("traces.export_metrics") && traces.text.contains("no collector"),
+        "{traces:?}"
+    );
+}
+
 #[tokio::test]
 async fn check_config_with_nothing_configured_says_how_to_turn_each_exporter_on() {
     let dir = tempfile::tempdir().unwrap();

@@ -47,7 +47,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.telemetry.metrics.listen = Some(args.metrics_listen);
     let telemetry = Telemetry::start(&config).await?;
     let otel = otel_config(&config)?;
-    let traces = otel.traces.map(|t| t.url);
+    let traces = otel.traces.map(|t| super::marker::origin_and_path(&t.url));
     println!(
         "metrics  {}",
         telemetry
@@ -58,7 +58,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if let Some(endpoint) = &otel.metrics {
         println!(
             "metrics  also over OTLP to {} every {} s, and at the end",
-            endpoint.url,
+            super::marker::origin_and_path(&endpoint.url),
             otel.metrics_interval.as_secs_f64()
         );
     }

@@ -18,7 +18,7 @@ use guildscope_telemetry::{
 use tokio::task::JoinHandle;
 
 use crate::{
-    config::{Config, OtlpProtocol, TelemetrySettings},
+    config::{Config, ConfigError, OtlpProtocol, TelemetrySettings},
     logging,
 };
 
@@ -54,6 +54,12 @@ pub fn otel_config(config: &Config) -> anyhow::Result<TelemetryConfig> {
             endpoint
         })
     };
+    // Logs and metrics, when asked for, go to the collector the traces go to,
+    // which the file may leave to OTEL_EXPORTER_OTLP_ENDPOINT: until the
+    // environment is applied, such an endpoint has no URL yet.
+    let wanted = |on: bool, signal| {
+        on.then(|| endpoint(signal).unwrap_or_else(|| OtlpEndpoint::new(String::new(), protocol)))
+    };
     let mut otel = TelemetryConfig {
         service_name: settings.service_name.clone(),
         service_version: version(),
@@ -61,16 +67,8 @@ pub fn otel_config(config: &Config) -> anyhow::Result<TelemetryConfig> {
         log_filter: logging::filter(&config.log_level),
         log_format: logging::format(config.log_format),
         traces: endpoint(Signal::Traces),
-        logs: if settings.traces.export_logs {
-            endpoint(Signal::Logs)
-        } else {
-            None
-        },
-        metrics: if settings.traces.export_metrics {
-            endpoint(Signal::Metrics)
-        } else {
-            None
-        },
+        logs: wanted(settings.traces.export_logs, Signal::Logs),
+        metrics: wanted(settings.traces.export_metrics, Signal::Metrics),
         metrics_interval: settings.traces.metrics_interval,
         sample_ratio: settings.traces.sample_ratio,
         max_queue_size: settings.traces.queue_size,
@@ -78,6 +76,18 @@ pub fn otel_config(config: &Config) -> anyhow::Result<TelemetryConfig> {
     };
     otel.apply_env(|name| std::env::var(name).ok())
         .context("in the OTEL_* environment")?;
+    for (key, endpoint) in [
+        ("traces.export_logs", &otel.logs),
+        ("traces.export_metrics", &otel.metrics),
+    ] {
+        if endpoint.as_ref().is_some_and(|e| e.url.is_empty()) {
+            return Err(ConfigError::key(
+                key,
+                "is on, but no collector is set (set traces.endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)",
+            )
+            .into());
+        }
+    }
     Ok(otel)
 }
 
@@ -134,10 +144,12 @@ impl Telemetry {
         let span_counts = guard.span_counter();
         metrics.on_scrape(Box::new(move |metrics| {
             let counts = span_counts.counts();
-            metrics.set_telemetry_dropped("spans", counts.ended.saturating_sub(counts.exported));
+            // Spans lost for good; those still queued are not, and a counter
+            // must never go down.
+            metrics.set_telemetry_dropped("spans", counts.lost());
         }));
         guard
-            .export_metrics(Arc::clone(&metrics))
+            .export_metrics(&metrics)
             .context("while starting the OTLP metrics export")?;
         let prometheus = match settings.metrics.listen {
             Some(listen) => Some(

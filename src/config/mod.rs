@@ -144,7 +144,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn key(key: &str, message: impl fmt::Display) -> Self {
+    pub(crate) fn key(key: &str, message: impl fmt::Display) -> Self {
         Self {
             origin: format!("config key `{key}`"),
             message: message.to_string(),

@@ -32,9 +32,6 @@ const UDP_REFUSED: &str = "port unreachable (nothing listens there)";
 /// The path of the OTLP/HTTP traces endpoint, appended to a base endpoint URL.
 const OTLP_TRACES_PATH: &str = "v1/traces";
 
-/// Where OTLP/HTTP receivers take metrics.
-const OTLP_METRICS_PATH: &str = "v1/metrics";
-
 /// What a probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeResult {
@@ -83,23 +80,26 @@ pub async fn otlp(
     headers: &[(String, String)],
     timeout: Duration,
 ) -> ProbeResult {
-    otlp_signal(endpoint_url, OTLP_TRACES_PATH, grpc, headers, timeout).await
+    otlp_signal(endpoint_url, Some(OTLP_TRACES_PATH), grpc, headers, timeout).await
 }
 
-/// Probes an OTLP metrics endpoint as the metrics exporter would use it: as [`otlp`]
-/// does, with an empty `ExportMetricsServiceRequest` posted to `/v1/metrics` over HTTP.
+/// Probes an OTLP metrics endpoint as the metrics exporter uses it: as [`otlp`] does,
+/// with an empty `ExportMetricsServiceRequest`, posted over HTTP to `url` itself: the
+/// metrics endpoint's full URL as resolved from the configuration (a base URL already
+/// has `/v1/metrics` appended; a signal-specific one is used as is).
 pub async fn otlp_metrics(
-    endpoint_url: &str,
+    url: &str,
     grpc: bool,
     headers: &[(String, String)],
     timeout: Duration,
 ) -> ProbeResult {
-    otlp_signal(endpoint_url, OTLP_METRICS_PATH, grpc, headers, timeout).await
+    otlp_signal(url, None, grpc, headers, timeout).await
 }
 
+/// Probes `endpoint_url`, over HTTP with `path` appended unless it ends with it already.
 async fn otlp_signal(
     endpoint_url: &str,
-    path: &str,
+    path: Option<&str>,
     grpc: bool,
     headers: &[(String, String)],
     timeout: Duration,
@@ -112,7 +112,10 @@ async fn otlp_signal(
         return grpc_connect(&url, timeout).await;
     }
 
-    let url = signal_url(url, path);
+    let url = match path {
+        Some(path) => signal_url(url, path),
+        None => url,
+    };
     let client = match client(timeout) {
         Ok(client) => client,
         Err(result) => return result,
@@ -659,16 +662,10 @@ mod tests {
             url("http://otel:4318/v1/traces"),
             "http://otel:4318/v1/traces"
         );
-        let metrics =
-            |text: &str| signal_url(Url::parse(text).unwrap(), OTLP_METRICS_PATH).to_string();
-        assert_eq!(metrics("http://otel:4318"), "http://otel:4318/v1/metrics");
+        // A path that only ends like the signal's is a base like any other.
         assert_eq!(
-            metrics("http://otel:4318/v1/metrics"),
-            "http://otel:4318/v1/metrics"
-        );
-        assert_eq!(
-            metrics("http://otel:4318/av1/metrics"),
-            "http://otel:4318/av1/metrics/v1/metrics"
+            url("http://otel:4318/av1/traces"),
+            "http://otel:4318/av1/traces/v1/traces"
         );
     }
 

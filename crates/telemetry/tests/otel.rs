@@ -122,7 +122,8 @@ async fn span_tree_arrives(endpoint: OtlpEndpoint, receiver: &OtlpReceiver, tran
         SpanCounts {
             ended: 4,
             exported: 4,
-            export_failures: 0
+            export_failures: 0,
+            dropped: 0,
         }
     );
 
@@ -550,7 +551,8 @@ async fn an_outage_is_counted_and_export_resumes_after_it() {
         SpanCounts {
             ended: 2,
             exported: 1,
-            export_failures: 1
+            export_failures: 1,
+            dropped: 0,
         }
     );
 }

@@ -18,11 +18,15 @@ use serde_json::Value;
 
 /// JSON logs, no traces, metrics to `endpoint` every 100 ms.
 fn build(endpoint: OtlpEndpoint) -> (TelemetryGuard, LogBuffer) {
+    build_every(endpoint, Duration::from_millis(100))
+}
+
+fn build_every(endpoint: OtlpEndpoint, interval: Duration) -> (TelemetryGuard, LogBuffer) {
     let config = TelemetryConfig {
         service_name: "guildscope-test".to_owned(),
         log_format: LogFormat::Json,
         metrics: Some(endpoint),
-        metrics_interval: Duration::from_millis(100),
+        metrics_interval: interval,
         ..TelemetryConfig::default()
     };
     let buffer = LogBuffer::default();
@@ -109,7 +113,7 @@ async fn registry_arrives(endpoint: OtlpEndpoint, receiver: &OtlpReceiver, trans
     // Gauges refreshed from live state at every scrape are refreshed for OTLP too.
     metrics.on_scrape(Box::new(|metrics| metrics.shard_connected(0, true)));
 
-    assert!(guard.export_metrics(Arc::clone(&metrics)).unwrap());
+    assert!(guard.export_metrics(&metrics).unwrap());
 
     let commands = latest(
         receiver,
@@ -125,6 +129,8 @@ async fn registry_arrives(endpoint: OtlpEndpoint, receiver: &OtlpReceiver, trans
         commands.resource["service.name"].as_str(),
         Some("guildscope-test")
     );
+    let instance = commands.resource["service.instance.id"].as_str().unwrap();
+    assert_eq!(instance.len(), 36, "a UUID: {instance}");
     let roles = commands
         .points
         .iter()
@@ -230,6 +236,39 @@ async fn the_registry_arrives_over_http_and_its_final_totals_at_shutdown() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_interval_longer_than_the_run_the_final_export_alone_carries_everything() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let endpoint = OtlpEndpoint::for_signal(
+        &receiver.http_endpoint(),
+        OtlpProtocol::HttpProtobuf,
+        Signal::Metrics,
+    );
+    let (mut guard, _logs) = build_every(endpoint, Duration::from_secs(3_600));
+    let metrics = registry();
+    assert!(guard.export_metrics(&metrics).unwrap());
+    metrics.command("ping", Outcome::Ok, Duration::from_millis(2));
+    metrics.command("ping", Outcome::Ok, Duration::from_millis(2));
+    assert!(receiver.metrics().is_empty());
+
+    tokio::time::timeout(Duration::from_secs(10), guard.shutdown())
+        .await
+        .expect("shutdown must not hang");
+    // Sent before shutdown returned, and only then.
+    let received = receiver.metrics();
+    let exports = received
+        .iter()
+        .filter(|m| m.name == "guildscope_build_info")
+        .count();
+    assert_eq!(exports, 1, "{:?}", receiver.metric_names());
+    let commands = received
+        .iter()
+        .find(|m| m.name == "guildscope_commands_total")
+        .unwrap();
+    assert_eq!(point_with(commands, "outcome", "ok").value, Some(2.0));
+    assert_eq!(commands.transport, Transport::Http);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_collector_is_counted_and_logged_once_and_never_holds_shutdown_up() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -240,7 +279,7 @@ async fn a_dead_collector_is_counted_and_logged_once_and_never_holds_shutdown_up
         .with_timeout(Duration::from_millis(300));
     let (mut guard, logs) = build(endpoint);
     let metrics = registry();
-    assert!(guard.export_metrics(Arc::clone(&metrics)).unwrap());
+    assert!(guard.export_metrics(&metrics).unwrap());
     // Recording never waits on the exporter.
     let started = Instant::now();
     for _ in 0..100_000 {

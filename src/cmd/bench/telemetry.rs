@@ -340,7 +340,7 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
         -(paced(r) + simulator).max(f64::MIN_POSITIVE).ln()
     });
     println!(
-        "  ingest throughput from CPU  {:+.1}% ({:+.1}% to {:+.1}%)",
+        "  ingest throughput from CPU (estimate)  {:+.1}% ({:+.1}% to {:+.1}%)",
         percent(delta),
         percent(q1),
         percent(q3)

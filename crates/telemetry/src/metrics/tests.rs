@@ -616,3 +616,123 @@ fn concurrent_updates_add_up_exactly() {
         )));
     }
 }
+
+#[test]
+fn otlp_metrics_carry_the_same_values_as_cumulative_sums_gauges_and_per_bucket_histograms() {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        AggregationTemporality, metric::Data, number_data_point::Value,
+    };
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    let m = metrics();
+    m.command("ping", Outcome::Ok, ms(3));
+    m.command("ping", Outcome::Ok, ms(1));
+    m.command("ping", Outcome::Error, Duration::from_secs(11));
+    m.guild(
+        7,
+        GuildGauges {
+            members: 12,
+            channels: 3,
+            help_threads_in_use: 1,
+        },
+    );
+    m.gateway_latency(0, Some(ms(42)));
+    let now = SystemTime::now();
+    let metrics = m.otlp(now);
+    let named = |name: &str| {
+        metrics
+            .iter()
+            .find(|metric| metric.name == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let nanos = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let label = |attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue], key: &str| {
+        attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref())
+            .and_then(|v| v.value.as_ref())
+            .map(|v| format!("{v:?}"))
+    };
+
+    // Counters: monotonic cumulative sums from the registry's start, integer points.
+    let commands = named("guildscope_commands_total");
+    assert_eq!(commands.unit, "");
+    let Some(Data::Sum(sum)) = &commands.data else {
+        panic!("{commands:?}")
+    };
+    assert!(sum.is_monotonic);
+    assert_eq!(
+        sum.aggregation_temporality,
+        AggregationTemporality::Cumulative as i32
+    );
+    assert_eq!(sum.data_points.len(), 3, "one point per outcome");
+    for point in &sum.data_points {
+        assert_eq!(point.time_unix_nano, nanos(now));
+        assert!(point.start_time_unix_nano > 0 && point.start_time_unix_nano <= nanos(now));
+    }
+    let ok = sum
+        .data_points
+        .iter()
+        .find(|p| label(&p.attributes, "outcome").is_some_and(|o| o.contains("\"ok\"")))
+        .unwrap();
+    assert_eq!(ok.value, Some(Value::AsInt(2)));
+
+    // Histograms: per-bucket counts (not cumulative), one more than the bounds, which
+    // are in seconds; the sum in seconds.
+    let durations = named("guildscope_command_duration_seconds");
+    assert_eq!(durations.unit, "s");
+    let Some(Data::Histogram(histogram)) = &durations.data else {
+        panic!("{durations:?}")
+    };
+    assert_eq!(
+        histogram.aggregation_temporality,
+        AggregationTemporality::Cumulative as i32
+    );
+    let point = &histogram.data_points[0];
+    assert_eq!(point.count, 3);
+    assert_eq!(point.sum, Some(11.004));
+    assert_eq!(point.explicit_bounds[0], 0.001);
+    assert_eq!(point.explicit_bounds[2], 0.005);
+    assert_eq!(point.bucket_counts.len(), point.explicit_bounds.len() + 1);
+    assert_eq!(point.bucket_counts[0], 1, "1 ms, bounds are inclusive");
+    assert_eq!(point.bucket_counts[1], 0);
+    assert_eq!(point.bucket_counts[2], 1, "3 ms");
+    assert_eq!(
+        point.bucket_counts.last(),
+        Some(&1),
+        "11 s, above every bound"
+    );
+    assert_eq!(point.bucket_counts.iter().sum::<u64>(), 3);
+
+    // Gauges: no start time; durations as seconds, counts as integers.
+    let Some(Data::Gauge(latency)) = &named("guildscope_gateway_latency_seconds").data else {
+        panic!()
+    };
+    assert_eq!(latency.data_points[0].value, Some(Value::AsDouble(0.042)));
+    assert_eq!(latency.data_points[0].start_time_unix_nano, 0);
+    let Some(Data::Gauge(members)) = &named("guildscope_guild_members").data else {
+        panic!()
+    };
+    assert_eq!(members.data_points[0].value, Some(Value::AsInt(12)));
+    assert_eq!(
+        label(&members.data_points[0].attributes, "guild").as_deref(),
+        Some("StringValue(\"7\")")
+    );
+
+    // Families with nothing in them are left out; every family of the text is there
+    // otherwise.
+    assert!(
+        metrics
+            .iter()
+            .all(|metric| metric.name != "guildscope_rest_ratelimit_wait_seconds")
+    );
+    let text = m.render();
+    for metric in &metrics {
+        assert!(
+            text.contains(&format!("# TYPE {} ", metric.name)),
+            "{}",
+            metric.name
+        );
+    }
+}

@@ -120,6 +120,7 @@ impl BatchProcessor {
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.queued.fetch_sub(1, Ordering::AcqRel);
+                self.stats.span_dropped();
             }
         }
     }

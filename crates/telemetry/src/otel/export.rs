@@ -37,12 +37,21 @@ pub struct SpanCounts {
     pub exported: u64,
     /// Spans in exports that failed (after the exporter's retries).
     pub export_failures: u64,
+    /// Spans dropped because the queue was full.
+    pub dropped: u64,
 }
 
 impl SpanCounts {
     /// Spans ended but not exported: still queued, dropped, or in failed exports.
     pub fn not_exported(&self) -> u64 {
         self.ended.saturating_sub(self.exported)
+    }
+
+    /// Spans lost for good so far: dropped at the full queue or in failed exports.
+    /// Unlike [`not_exported`](Self::not_exported) it never goes down, so it can be a
+    /// counter.
+    pub fn lost(&self) -> u64 {
+        self.dropped.saturating_add(self.export_failures)
     }
 }
 
@@ -52,6 +61,7 @@ pub(crate) struct ExportStats {
     spans_ended: AtomicU64,
     spans_exported: AtomicU64,
     spans_failed: AtomicU64,
+    spans_dropped: AtomicU64,
     logs_exported: AtomicU64,
     logs_failed: AtomicU64,
     metric_exports: AtomicU64,
@@ -86,6 +96,7 @@ impl ExportStats {
             ended: self.spans_ended.load(Ordering::Relaxed),
             exported: self.spans_exported.load(Ordering::Relaxed),
             export_failures: self.spans_failed.load(Ordering::Relaxed),
+            dropped: self.spans_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -125,6 +136,11 @@ impl ExportStats {
         self.spans_ended.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A span was dropped because the queue was full.
+    pub(crate) fn span_dropped(&self) {
+        self.spans_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The outcome of one export of `items` spans or log records, or of one metrics
     /// export (`items` is 1).
     pub(crate) fn record(&self, signal: Signal, items: u64, result: &OTelSdkResult) {
@@ -147,7 +163,9 @@ impl ExportStats {
             }
             Err(error) => {
                 failed.fetch_add(items, Ordering::Relaxed);
-                self.warn_rate_limited(signal, log, items, error);
+                // A failed metrics export loses nothing: the next carries the totals.
+                let lost = if signal == Signal::Metrics { 0 } else { items };
+                self.warn_rate_limited(signal, log, lost, error);
             }
         }
     }

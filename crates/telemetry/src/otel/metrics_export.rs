@@ -3,9 +3,13 @@
 //! exports the final totals. Counters are cumulative, so an export that fails loses
 //! nothing: the next one carries the totals again. The hot path never sees it; it
 //! reads the registry's atomics as a Prometheus scrape does.
+//!
+//! The thread holds the registry only while it reads it, never while it sends: a
+//! collector that is slow to answer at shutdown cannot keep the registry (and the
+//! StatsD handle inside it) alive after the process has let go of it.
 
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -35,22 +39,24 @@ impl MetricsExport {
     pub(crate) fn start(
         client: OtlpClient,
         resource: &Resource,
-        metrics: Arc<Metrics>,
+        metrics: &Arc<Metrics>,
         interval: Duration,
         stats: Arc<ExportStats>,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let (stop, orders) = sync_channel(1);
         let worker = Worker {
             client,
             resource: otlp_resource(resource),
-            metrics,
+            metrics: Arc::downgrade(metrics),
             stats,
         };
         let thread = std::thread::Builder::new()
             .name("guildscope-otlp-metrics".to_owned())
-            .spawn(move || worker.run(&orders, interval))
-            .ok();
-        Self { stop, thread }
+            .spawn(move || worker.run(&orders, interval))?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Exports once more and stops, waiting at most `timeout` for that export.
@@ -72,7 +78,7 @@ impl MetricsExport {
 struct Worker {
     client: OtlpClient,
     resource: OtlpResource,
-    metrics: Arc<Metrics>,
+    metrics: Weak<Metrics>,
     stats: Arc<ExportStats>,
 }
 
@@ -94,6 +100,14 @@ impl Worker {
     }
 
     fn export(&self) -> OTelSdkResult {
+        // Read, then let go before sending.
+        let Some(metrics) = self.metrics.upgrade() else {
+            return Err(OTelSdkError::InternalFailure(
+                "the metrics registry is gone".to_owned(),
+            ));
+        };
+        let read = metrics.otlp(SystemTime::now());
+        drop(metrics);
         let request = ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 resource: Some(self.resource.clone()),
@@ -103,7 +117,7 @@ impl Worker {
                         version: env!("CARGO_PKG_VERSION").to_owned(),
                         ..InstrumentationScope::default()
                     }),
-                    metrics: self.metrics.otlp(SystemTime::now()),
+                    metrics: read,
                     schema_url: String::new(),
                 }],
                 schema_url: String::new(),

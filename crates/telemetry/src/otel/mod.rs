@@ -245,29 +245,35 @@ impl TelemetryGuard {
 
     /// Starts exporting `metrics` over OTLP, when the configuration asks for it; returns
     /// whether it did. Over gRPC it must be called inside a tokio runtime. The exporter
-    /// is started once: a second call returns `false`.
+    /// is started once: a second call returns `false`. It reads the registry while the
+    /// caller holds it, and exports nothing once every holder has let go.
     pub fn export_metrics(
         &mut self,
-        metrics: Arc<crate::metrics::Metrics>,
+        metrics: &Arc<crate::metrics::Metrics>,
     ) -> Result<bool, TelemetryError> {
         let Some(settings) = self.metrics_settings.take() else {
             return Ok(false);
         };
         let client = transport::OtlpClient::new(&settings.endpoint, Signal::Metrics)?;
-        self.metrics_export = Some(metrics_export::MetricsExport::start(
+        let export = metrics_export::MetricsExport::start(
             client,
             &settings.resource,
             metrics,
             settings.interval,
             Arc::clone(&self.stats),
-        ));
+        )
+        .map_err(|source| TelemetryError::Client {
+            signal: Signal::Metrics.as_str(),
+            source: Box::new(source),
+        })?;
+        self.metrics_export = Some(export);
         Ok(true)
     }
 
     /// Exports the metrics a last time and stops exporting them, waiting at most
     /// [`SHUTDOWN_TIMEOUT`] (plus a little); logs a warning when that export fails.
-    /// Releases the registry, and with it the StatsD handle it holds. Also done by
-    /// [`shutdown`](Self::shutdown).
+    /// Call it before letting go of the registry, so the last export can read it. Also
+    /// done by [`shutdown`](Self::shutdown).
     pub async fn stop_metrics_export(&mut self) {
         let Some(export) = self.metrics_export.take() else {
             return;

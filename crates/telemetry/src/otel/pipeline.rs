@@ -301,10 +301,12 @@ pub(crate) fn filter_directives(directives: &str) -> String {
 }
 
 fn resource(config: &TelemetryConfig) -> Resource {
-    let mut attributes = vec![KeyValue::new(
-        "service.version",
-        config.service_version.clone(),
-    )];
+    let mut attributes = vec![
+        KeyValue::new("service.version", config.service_version.clone()),
+        // Tells replicas (and the old and new process of a rolling deploy) apart,
+        // as a scrape's `instance` label does for Prometheus.
+        KeyValue::new("service.instance.id", instance_id()),
+    ];
     if let Some(environment) = &config.environment {
         attributes.push(KeyValue::new(
             "deployment.environment.name",
@@ -315,6 +317,23 @@ fn resource(config: &TelemetryConfig) -> Resource {
         .with_service_name(config.service_name.clone())
         .with_attributes(attributes)
         .build()
+}
+
+/// A random version 4 UUID, new for each process.
+fn instance_id() -> String {
+    use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
+    let mut bytes = RandomIdGenerator::default().new_trace_id().to_bytes();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 fn sampler(config: &TelemetryConfig) -> Sampler {
