@@ -67,6 +67,22 @@ fn guildscope(dir: &Path) -> Command {
     command
 }
 
+/// `guildscope check-config` on the `guildscope.toml` in `dir`, waiting
+/// `timeout` for each endpoint, with a bot token set.
+fn check_config_in(dir: &Path, timeout: &str) -> Command {
+    let mut command = guildscope(dir);
+    command
+        .args([
+            "check-config",
+            "--config",
+            "guildscope.toml",
+            "--timeout",
+            timeout,
+        ])
+        .env("DISCORD_TOKEN", DISCORD_TOKEN);
+    command
+}
+
 /// What a finished process printed.
 struct Ran {
     code: Option<i32>,
@@ -487,16 +503,8 @@ dataset = "guildscope"
             honeycomb = honeycomb.url(),
         ),
     );
-    let mut command = guildscope(dir.path());
+    let mut command = check_config_in(dir.path(), "2s");
     command
-        .args([
-            "check-config",
-            "--config",
-            "guildscope.toml",
-            "--timeout",
-            "2s",
-        ])
-        .env("DISCORD_TOKEN", DISCORD_TOKEN)
         .env("SENTRY_DSN", sentry.dsn())
         .env("GUILDSCOPE_GRAFANA_TOKEN", GRAFANA_TOKEN)
         .env("GUILDSCOPE_HONEYCOMB_KEY", HONEYCOMB_KEY);
@@ -622,16 +630,8 @@ dataset = "guildscope"
 "#
         ),
     );
-    let mut command = guildscope(dir.path());
+    let mut command = check_config_in(dir.path(), "1s");
     command
-        .args([
-            "check-config",
-            "--config",
-            "guildscope.toml",
-            "--timeout",
-            "1s",
-        ])
-        .env("DISCORD_TOKEN", DISCORD_TOKEN)
         .env("SENTRY_DSN", format!("http://{DEAD_DSN_KEY}@{dead}/42"))
         .env("GUILDSCOPE_GRAFANA_TOKEN", GRAFANA_TOKEN)
         .env("GUILDSCOPE_HONEYCOMB_KEY", HONEYCOMB_KEY);
@@ -694,21 +694,7 @@ async fn exported_metrics_follow_a_collector_named_only_in_the_environment() {
     let otlp = OtlpReceiver::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), "[traces]\nexport_metrics = true\n");
-    let check_config = || {
-        let mut command = guildscope(dir.path());
-        command
-            .args([
-                "check-config",
-                "--config",
-                "guildscope.toml",
-                "--timeout",
-                "2s",
-            ])
-            .env("DISCORD_TOKEN", DISCORD_TOKEN);
-        command
-    };
-
-    let mut with_collector = check_config();
+    let mut with_collector = check_config_in(dir.path(), "2s");
     with_collector
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.http_endpoint())
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
@@ -728,7 +714,7 @@ async fn exported_metrics_follow_a_collector_named_only_in_the_environment() {
     );
 
     // Without a collector anywhere, the setting is named as the problem.
-    let ran = run(check_config(), Duration::from_secs(20)).await;
+    let ran = run(check_config_in(dir.path(), "2s"), Duration::from_secs(20)).await;
     assert_ne!(ran.code, Some(0), "{}", ran.both());
     let checks = checklist(&ran.stdout);
     let traces = check(&checks, "traces");
