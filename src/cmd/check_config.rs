@@ -130,7 +130,7 @@ async fn check(config: &Config, source: &str, timeout: Duration) -> Vec<Line> {
                 origin_and_path(&endpoint.url),
                 if logs.is_some() { ", logs too" } else { "" }
             );
-            let result = probe::otlp(&endpoint.url, grpc, &endpoint.headers, timeout).await;
+            let result = probe::otlp_at(&endpoint.url, grpc, &endpoint.headers, timeout).await;
             lines.push(Line::probed("traces", what, result));
         }
         Ok((None, _, _)) => lines.push(Line::new(
@@ -181,7 +181,7 @@ async fn check(config: &Config, source: &str, timeout: Duration) -> Vec<Line> {
             origin_and_path(&endpoint.url),
             otel.metrics_interval.as_secs_f64()
         );
-        let result = probe::otlp_metrics(&endpoint.url, grpc, &endpoint.headers, timeout).await;
+        let result = probe::otlp_at(&endpoint.url, grpc, &endpoint.headers, timeout).await;
         lines.push(Line::probed("metrics", what, result));
     }
 

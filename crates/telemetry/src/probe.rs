@@ -83,11 +83,11 @@ pub async fn otlp(
     otlp_signal(endpoint_url, Some(OTLP_TRACES_PATH), grpc, headers, timeout).await
 }
 
-/// Probes an OTLP metrics endpoint as the metrics exporter uses it: as [`otlp`] does,
-/// with an empty `ExportMetricsServiceRequest`, posted over HTTP to `url` itself: the
-/// metrics endpoint's full URL as resolved from the configuration (a base URL already
-/// has `/v1/metrics` appended; a signal-specific one is used as is).
-pub async fn otlp_metrics(
+/// Probes an OTLP endpoint of any signal as its exporter uses it: as [`otlp`] does,
+/// with an empty export request, but posted over HTTP to `url` itself, the signal's full
+/// URL as resolved from the configuration (a base URL has its signal's path appended
+/// already; a signal-specific one is used as is, whatever its path).
+pub async fn otlp_at(
     url: &str,
     grpc: bool,
     headers: &[(String, String)],

@@ -150,6 +150,16 @@ async fn the_otlp_http_probe_posts_an_empty_protobuf_export_with_the_headers() {
     let traces_url = format!("{}/otlp/v1/traces", recorder.url());
     assert!(probe::otlp(&traces_url, false, &headers, TIMEOUT).await.ok);
     assert_eq!(recorder.requests()[1].path, "/otlp/v1/traces");
+
+    // A signal's resolved URL is used as it is, whatever its path: a
+    // signal-specific endpoint need not end in the signal's path.
+    let custom = format!("{}/ingest/metrics", recorder.url());
+    assert!(probe::otlp_at(&custom, false, &headers, TIMEOUT).await.ok);
+    assert_eq!(recorder.requests()[2].path, "/ingest/metrics");
+    assert_eq!(
+        recorder.requests()[2].header("x-honeycomb-team"),
+        Some(SECRET)
+    );
 }
 
 #[tokio::test]
