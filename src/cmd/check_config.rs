@@ -126,7 +126,7 @@ async fn check(config: &Config, source: &str, timeout: Duration) -> Vec<Line> {
             let grpc = endpoint.protocol == OtlpProtocol::Grpc;
             let what = format!(
                 "OTLP {} {} (sampling {sample_ratio}){}",
-                if grpc { "grpc" } else { "http/protobuf" },
+                endpoint.protocol,
                 origin_and_path(&endpoint.url),
                 if logs.is_some() { ", logs too" } else { "" }
             );
@@ -177,7 +177,7 @@ async fn check(config: &Config, source: &str, timeout: Duration) -> Vec<Line> {
         let grpc = endpoint.protocol == OtlpProtocol::Grpc;
         let what = format!(
             "OTLP {} {} every {} s",
-            if grpc { "grpc" } else { "http/protobuf" },
+            endpoint.protocol,
             origin_and_path(&endpoint.url),
             otel.metrics_interval.as_secs_f64()
         );

@@ -231,8 +231,9 @@ impl Telemetry {
         if let Some(prometheus) = prometheus {
             prometheus.shutdown().await;
         }
-        // The registry holds a StatsD handle, and so does the OTLP metrics
-        // exporter through it; the sink drains once every handle is gone.
+        // The OTLP metrics exporter reads the registry a last time while it
+        // is still here. The registry holds a StatsD handle; the sink drains
+        // once every handle is gone.
         guard.stop_metrics_export().await;
         drop(metrics);
         if let Some((handle, task)) = statsd {

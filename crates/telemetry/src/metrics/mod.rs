@@ -1,6 +1,7 @@
 //! Metrics: one registry per process ([`Metrics`]) that the hot path updates with atomics,
-//! rendered for Prometheus, exported over OTLP when configured, and, when given a [`Statsd`](crate::Statsd) handle, fanned out
-//! to StatsD under the reference community bot's names.
+//! rendered for Prometheus, exported over OTLP when configured, and, when given a
+//! [`Statsd`](crate::Statsd) handle, fanned out to StatsD under the reference community
+//! bot's names.
 //!
 //! Prometheus names follow DESIGN.md's telemetry conventions
 //! (`guildscope_commands_total{command,outcome}`, ...). Labels are bounded: each label

@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     NumberDataPoint, Sum, metric::Data, number_data_point,
 };
 
-use super::cells::Histogram;
+use super::cells::{Histogram, nanos};
 use super::registry::Metrics;
 use super::render::{Exposition, Kind, Number, expose};
 
@@ -141,7 +141,7 @@ fn seconds(nanos: u64) -> f64 {
     nanos as f64 / 1e9
 }
 
+/// Nanoseconds since the Unix epoch; 0 for a time before it.
 fn unix_nanos(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    nanos(time.duration_since(UNIX_EPOCH).unwrap_or_default())
 }

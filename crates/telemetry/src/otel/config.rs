@@ -1,5 +1,5 @@
-//! What an operator sets to send traces, logs and metrics over OTLP and to shape the log lines on
-//! stderr, how it is checked, and the pipeline's one error type.
+//! What an operator sets to send traces, logs and metrics over OTLP and to shape the log
+//! lines on stderr, how it is checked, and the pipeline's one error type.
 
 use std::fmt;
 use std::str::FromStr;
@@ -456,7 +456,8 @@ pub enum TelemetryError {
         #[source]
         source: opentelemetry_otlp::ExporterBuildError,
     },
-    /// The OTLP span exporter could not be built (its TLS settings or HTTP client).
+    /// An OTLP exporter of spans or metrics could not be built (its TLS settings, HTTP
+    /// client or thread).
     #[error("failed to build the OTLP {signal} exporter")]
     Client {
         /// `traces` or `metrics`.
