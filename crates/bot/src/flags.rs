@@ -12,7 +12,7 @@ use std::{
 };
 
 use guildscope_model::{GuildId, RoleId, Snowflake, UserId};
-use tracing::Span;
+use guildscope_trace::Span;
 
 /// Who a flag turns on for. A flag is on when any of its rules matches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,36 +63,35 @@ impl Flags {
         self.flags.is_empty()
     }
 
-    /// Evaluates `name` for `subject` in a `flag.evaluate` span; an unknown
-    /// flag is off.
+    /// Evaluates `name` for `subject` in a `flag.evaluate` span (a child of the
+    /// current scope's span); an unknown flag is off.
     pub fn evaluate(&self, name: &str, subject: Subject<'_>) -> bool {
-        let span = tracing::info_span!(
-            "flag.evaluate",
-            flag.name = name,
-            flag.result = tracing::field::Empty,
-            flag.reason = tracing::field::Empty,
-        );
-        let _entered = span.enter();
+        let mut span = Span::child("flag.evaluate");
         let (on, reason) = match self.flags.get(name) {
             Some(flag) => decide(name, flag, subject),
             None => (false, "unknown flag"),
         };
-        span.record("flag.result", on);
-        span.record("flag.reason", reason);
+        if span.is_recording() {
+            span.set("flag.name", name.to_owned());
+            span.set("flag.result", on);
+            span.set("flag.reason", reason);
+        }
         on
     }
 
     /// Evaluates every flag that gates `command`, recording each result as
     /// `flags.<name>` on `root`; returns the first flag that is off, which
     /// refuses the command.
-    pub fn gate(&self, command: &str, subject: Subject<'_>, root: &Span) -> Option<&str> {
+    pub fn gate(&self, command: &str, subject: Subject<'_>, root: &mut Span) -> Option<&str> {
         let mut refused = None;
         for (name, flag) in &self.flags {
             if !flag.commands.iter().any(|c| c == command) {
                 continue;
             }
             let on = self.evaluate(name, subject);
-            guildscope_telemetry::spans::set_flag(root, name, on);
+            if root.is_recording() {
+                root.set(format!("flags.{name}"), on);
+            }
             if !on && refused.is_none() {
                 refused = Some(name.as_str());
             }
@@ -182,6 +181,8 @@ pub fn rollout_bucket(flag: &str, user: UserId) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use guildscope_trace::{Recorder, Value, sync_scope};
+
     use super::*;
 
     fn subject(user: u64, roles: &[RoleId]) -> Subject<'_> {
@@ -267,13 +268,40 @@ mod tests {
                 ..Flag::default()
             },
         )]);
-        let root = Span::none();
+        let (recorder, _guard) = Recorder::install();
+        let mut root = Span::root("command");
+        let scope = root.context();
         assert_eq!(
-            flags.gate("stats", subject(6, &[]), &root),
+            sync_scope(scope, || flags.gate("stats", subject(6, &[]), &mut root)),
             Some("stats_beta")
         );
-        assert_eq!(flags.gate("stats", subject(5, &[]), &root), None);
-        assert_eq!(flags.gate("ping", subject(6, &[]), &root), None);
+        assert_eq!(root.context(), scope);
+        assert_eq!(flags.gate("ping", subject(6, &[]), &mut root), None);
+        root.end();
+        let root = &recorder.named("command")[0];
+        assert_eq!(
+            root.attribute("flags.stats_beta"),
+            Some(&Value::Bool(false))
+        );
+        let evaluations = recorder.children(root);
+        assert_eq!(evaluations.len(), 1, "{evaluations:#?}");
+        let evaluation = &evaluations[0];
+        assert_eq!(evaluation.name, "flag.evaluate");
+        assert_eq!(
+            evaluation.attribute("flag.name"),
+            Some(&Value::from("stats_beta"))
+        );
+        assert_eq!(
+            evaluation.attribute("flag.result"),
+            Some(&Value::Bool(false))
+        );
+        assert_eq!(
+            evaluation.attribute("flag.reason"),
+            Some(&Value::from("no rule matched"))
+        );
+
+        let mut insider = Span::none();
+        assert_eq!(flags.gate("stats", subject(5, &[]), &mut insider), None);
         assert!(flags.hides("stats", subject(6, &[])));
         assert!(!flags.hides("stats", subject(5, &[])));
     }

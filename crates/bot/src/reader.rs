@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use guildscope_store::{Location, Store, StoreError, StoreErrorKind};
-use tracing::{Instrument, field};
+use guildscope_trace::{Kind, Span, Status};
 
 /// Connections kept open between queries, and queries run at once: more
 /// wait for a connection rather than open one each.
@@ -31,27 +31,24 @@ impl StoreReader {
         })
     }
 
-    /// Runs `query` on a pooled connection off the async workers, inside a
-    /// `store.query` span named by `operation` (a child of the current span).
+    /// Runs `query` on a pooled connection off the async workers, in a
+    /// `store.query` span for `operation` (a child of the current scope's
+    /// span).
     pub async fn query<T: Send + 'static>(
         self: &Arc<Self>,
         operation: &'static str,
         query: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let span = tracing::info_span!(
-            "store.query",
-            otel.kind = "client",
-            db.system.name = self.system,
-            db.operation.name = operation,
-            otel.status_code = field::Empty,
-            otel.status_description = field::Empty,
-        );
+        let mut span = Span::child("store.query");
+        span.set_kind(Kind::Client);
+        span.set("db.system.name", self.system);
+        span.set("db.operation.name", operation);
+        let scope = span.context();
         let this = Arc::clone(self);
-        let inner = span.clone();
         // The semaphore is never closed, so a permit always comes.
-        let _permit = self.running.acquire().instrument(span.clone()).await;
+        let _permit = self.running.acquire().await;
         let result = tokio::task::spawn_blocking(move || {
-            inner.in_scope(|| {
+            guildscope_trace::sync_scope(scope, || {
                 let mut store = this.checkout()?;
                 let result = query(&mut store);
                 // A failed query may have broken the connection: drop it.
@@ -71,13 +68,8 @@ impl StoreReader {
             })
         });
         match &result {
-            Ok(_) => {
-                span.record("otel.status_code", "OK");
-            }
-            Err(error) => {
-                span.record("otel.status_code", "ERROR");
-                span.record("otel.status_description", error.to_string());
-            }
+            Ok(_) => span.set_status(Status::Ok),
+            Err(error) => span.set_status(Status::Error(error.to_string().into())),
         }
         result
     }

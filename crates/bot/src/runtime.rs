@@ -15,7 +15,6 @@ use guildscope_telemetry::{
     reports::ErrorReporter,
 };
 use tokio::{sync::Semaphore, task::JoinSet, time::Instant};
-use tracing::Instrument;
 
 use crate::{
     BotStats, Collector, CollectorConfig, Flags, GatewayControl, LiveFlags, StoreReader,
@@ -170,12 +169,12 @@ impl Bot {
                 name,
                 received_at,
                 event,
-                span,
+                mut span,
                 mut queued,
                 ..
             } = envelope;
             // The event is off the bus: its wait there is recorded on its span.
-            queued.dequeued(&span);
+            queued.dequeued(&mut span);
             commands.roles.observe(&event);
             let mut event = event;
             let command = match &mut event {
@@ -236,10 +235,11 @@ impl Bot {
                         {
                             metrics.message(collector.channel_name(message.channel_id));
                         }
-                        batcher
-                            .add(&mut collector, &event, received_at)
-                            .instrument(span)
-                            .await;
+                        guildscope_trace::scope(
+                            span.context(),
+                            batcher.add(&mut collector, &event, received_at),
+                        )
+                        .await;
                         for (guild, nonce) in collector.take_member_requests() {
                             if let Err(error) = commands.gateway.request_members(guild, &nonce) {
                                 stats.error("member_request");
@@ -274,7 +274,7 @@ async fn run_command(
     ctx: &CommandContext,
     invocation: Invocation,
     received_at: std::time::Instant,
-    span: tracing::Span,
+    span: guildscope_trace::Span,
 ) {
     // The semaphore is never closed: the runtime owns the only handle.
     let Ok(permit) = Arc::clone(permits).acquire_owned().await else {

@@ -12,8 +12,8 @@ use std::{
 };
 
 use guildscope_store::{Location, Op, Store, StoreError, StoreErrorKind};
+use guildscope_trace::{Kind, Span, Status};
 use tokio::sync::mpsc;
-use tracing::field;
 
 use crate::BotStats;
 
@@ -154,34 +154,25 @@ fn commit_with_retry(store: &mut Store, system: &'static str, batch: &[Op], stat
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let span = tracing::info_span!(
-            parent: None,
-            "store.batch",
-            otel.kind = "client",
-            db.system.name = system,
-            db.operation.name = "apply",
-            db.operation.batch.size = batch.len(),
-            store.attempt = attempt,
-            store.rows = field::Empty,
-            otel.status_code = field::Empty,
-            otel.status_description = field::Empty,
-        );
+        let mut span = Span::root("store.batch");
+        span.set_kind(Kind::Client);
+        span.set("db.system.name", system);
+        span.set("db.operation.name", "apply");
+        span.set("db.operation.batch.size", batch.len() as i64);
+        span.set("store.attempt", i64::from(attempt));
         let started = Instant::now();
-        let result = span.in_scope(|| store.apply(batch));
+        let result = guildscope_trace::sync_scope(span.context(), || store.apply(batch));
         stats.store_transaction(started.elapsed(), result.is_ok());
         match result {
             Ok(counts) => {
-                span.record(
-                    "store.rows",
-                    counts.tables().iter().map(|(_, n)| n).sum::<u64>(),
-                );
-                span.record("otel.status_code", "OK");
+                let rows: u64 = counts.tables().iter().map(|(_, n)| n).sum();
+                span.set("store.rows", rows as i64);
+                span.set_status(Status::Ok);
                 stats.rows_written(counts);
                 return;
             }
             Err(error) => {
-                span.record("otel.status_code", "ERROR");
-                span.record("otel.status_description", error.to_string());
+                span.set_status(Status::Error(error.to_string().into()));
                 drop(span);
                 stats.error("store_write");
                 tracing::warn!(%error, ops = batch.len(), retry_in_ms = backoff.as_millis() as u64, "store batch failed; keeping it and retrying");

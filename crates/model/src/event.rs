@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use tracing::Span;
+use guildscope_trace::Span;
 
 use crate::{ApplicationId, ChannelId, GuildId, InteractionId, MessageId, RoleId, Secret, UserId};
 
@@ -27,10 +27,9 @@ pub struct Envelope {
     /// The event itself.
     pub event: Event,
     /// The event's root span (`discord.event`), with no parent. Handling the
-    /// event runs inside it, and outcome fields declared empty at its
-    /// creation (`bus.queue_ms`, `command.outcome`, `error`,
-    /// `otel.status_code`, `otel.status_description`) are recorded on it.
-    /// Disabled (and free) when no subscriber wants it.
+    /// event runs in its scope, and what is known only then (`bus.queue_ms`,
+    /// `command.outcome`, the status) is set on it; it ends when the event has
+    /// been handled. [`Span::none`] (and free) when the event is not traced.
     pub span: Span,
     /// The envelope's wait on the event bus, from when it was put on the bus.
     /// The consumer ends it when it takes the envelope off the bus, with
@@ -43,7 +42,7 @@ impl Envelope {
     /// Records the wait on the bus on the root span. Call it as soon as the
     /// envelope is taken off the bus.
     pub fn dequeued(&mut self) {
-        self.queued.dequeued(&self.span);
+        self.queued.dequeued(&mut self.span);
     }
 }
 
@@ -55,10 +54,10 @@ pub struct Queued {
 
 impl Queued {
     /// Starts timing the wait of an envelope whose root span is `span`;
-    /// nothing is timed when the span is disabled.
+    /// nothing is timed when the span is not recorded.
     pub fn start(span: &Span) -> Self {
         Self {
-            since: (!span.is_disabled()).then(Instant::now),
+            since: span.is_recording().then(Instant::now),
         }
     }
 
@@ -69,9 +68,9 @@ impl Queued {
 
     /// Records the wait so far as `bus.queue_ms` (milliseconds) on `span`,
     /// once; later calls do nothing.
-    pub fn dequeued(&mut self, span: &Span) {
+    pub fn dequeued(&mut self, span: &mut Span) {
         if let Some(since) = self.since.take() {
-            span.record("bus.queue_ms", since.elapsed().as_secs_f64() * 1_000.0);
+            span.set("bus.queue_ms", since.elapsed().as_secs_f64() * 1_000.0);
         }
     }
 }

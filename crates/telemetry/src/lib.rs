@@ -35,8 +35,6 @@
 //! - [`probe`]: does an exporter's endpoint answer? One probe per kind of endpoint (OTLP,
 //!   HTTP, Honeycomb's key check, Sentry, UDP, TCP), none sending data a backend would
 //!   keep; what `guildscope check-config` prints.
-//! - [`spans`]: span attributes whose names are only known at run time
-//!   (`flags.<name>`).
 //!
 //! **Architecture Invariant:** `telemetry` knows nothing about Discord, twilight or the
 //! store; callers hand it names and numbers.
@@ -46,7 +44,6 @@ pub mod metrics;
 pub mod otel;
 pub mod probe;
 pub mod reports;
-pub mod spans;
 pub mod statsd;
 
 pub use statsd::{EncodeError, Encoder, Metric, MetricValue, Statsd, StatsdConfig, StatsdError};

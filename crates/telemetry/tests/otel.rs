@@ -328,6 +328,79 @@ async fn otlp_logs_arrive_with_trace_and_span_ids() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_spans_share_traces_log_ids_and_the_export_with_tracing_spans() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let config = TelemetryConfig {
+        logs: Some(http(&receiver, Signal::Logs)),
+        ..config(grpc(&receiver))
+    };
+    let (dispatch, guard, lines) = build(&config);
+    let shown_id = async {
+        let mut root = guildscope_trace::Span::root("discord.event");
+        root.set_name("/ping");
+        root.set("command.name", "ping");
+        let shown_id = guildscope_trace::scope(root.context(), async {
+            // A `tracing` span made in the scope is the command's child, and
+            // one of guildscope's spans made inside it is too: the scope is
+            // the parent of guildscope's spans.
+            async { guildscope_trace::Span::child("discord.rest").end() }
+                .instrument(tracing::info_span!("library.call"))
+                .await;
+            tracing::info!("inside the command");
+            current_trace_id()
+        })
+        .await;
+        root.end();
+        // Outside any scope, one of guildscope's spans made inside a `tracing`
+        // span joins that span's trace.
+        async { guildscope_trace::Span::child("store.query").end() }
+            .instrument(tracing::info_span!("backfill"))
+            .await;
+        shown_id
+    }
+    .with_subscriber(dispatch.clone())
+    .await;
+    let counts = guard.shutdown().await;
+    assert_eq!((counts.ended, counts.exported), (5, 5), "{counts:?}");
+
+    let spans = receiver.wait_for_spans(|s| s.len() >= 5, ARRIVAL).await;
+    let root = named(&spans, "/ping");
+    let library = named(&spans, "library.call");
+    let rest = named(&spans, "discord.rest");
+    let backfill = named(&spans, "backfill");
+    let query = named(&spans, "store.query");
+    assert_eq!(root.parent_span_id, None);
+    assert_eq!(root.str_attr("command.name"), Some("ping"));
+    assert_eq!(root.scope, "guildscope");
+    assert_eq!(
+        root.resource["service.name"].as_str(),
+        Some("guildscope-test")
+    );
+    for child in [library, rest] {
+        assert_eq!(child.trace_id, root.trace_id);
+        assert_eq!(child.parent_span_id.as_deref(), Some(root.span_id.as_str()));
+    }
+    assert_eq!(query.trace_id, backfill.trace_id);
+    assert_eq!(
+        query.parent_span_id.as_deref(),
+        Some(backfill.span_id.as_str())
+    );
+    assert_ne!(backfill.trace_id, root.trace_id);
+
+    assert_eq!(shown_id.as_deref(), Some(root.trace_id.as_str()));
+    let line = &lines.lines_with_message("inside the command")[0];
+    assert_eq!(line["trace_id"].as_str(), Some(root.trace_id.as_str()));
+    assert_eq!(line["span_id"].as_str(), Some(root.span_id.as_str()));
+    let logs = receiver.wait_for_logs(|l| !l.is_empty(), ARRIVAL).await;
+    let record = logs
+        .iter()
+        .find(|l| l.body == "inside the command")
+        .unwrap();
+    assert_eq!(record.trace_id.as_deref(), Some(root.trace_id.as_str()));
+    assert_eq!(record.span_id.as_deref(), Some(root.span_id.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sampling_zero_exports_nothing_but_follows_a_sampled_remote_parent() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let config = TelemetryConfig {

@@ -162,7 +162,7 @@ async fn rounds(args: &BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
                 peers.stop().await;
             }
             eprintln!(
-                "round {} {:<3}: {:>8.0} msg/s, command p50 {} µs p99 {} µs, CPU {:.1} µs (bot {:.1}), spans {}/{} exported",
+                "round {} {:<3}: {:>8.0} msg/s, command p50 {} µs p99 {} µs, CPU {:.1} µs (bot {:.1}, simulator {:.1}), spans {}/{} exported",
                 round + 1,
                 phase.as_str(),
                 result.messages_per_second,
@@ -170,6 +170,7 @@ async fn rounds(args: &BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
                 result.command_p99_us,
                 result.command_cpu_us,
                 result.command_bot_cpu_us,
+                result.command_simulator_cpu_us,
                 result.spans_exported,
                 result.spans_ended
             );

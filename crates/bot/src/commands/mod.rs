@@ -33,7 +33,7 @@ use guildscope_model::{
 };
 use guildscope_store::StoreError;
 use guildscope_telemetry::reports::{ErrorReport, ErrorReporter};
-use tracing::{Instrument, Span, field};
+use guildscope_trace::{Kind, Span, Status, Value};
 
 use crate::{
     GatewayControl, StoreReader,
@@ -290,81 +290,72 @@ pub enum CommandError {
 /// The root span of a message command (a slash command's root span is made
 /// by the gateway when the interaction arrives).
 pub fn message_span(message: &guildscope_model::MessageMeta, command: &str) -> Span {
-    tracing::info_span!(
-        parent: None,
-        "command",
-        otel.name = %format_args!("!{command}"),
-        otel.kind = "server",
-        command.name = command,
-        command.source = "message",
-        discord.event = "MESSAGE_CREATE",
-        discord.guild_id = message.guild_id.map(|g| g.get()),
-        discord.channel_id = message.channel_id.get(),
-        discord.user_id = message.author_id.get(),
-        discord.message_id = message.id.get(),
-        command.outcome = field::Empty,
-        otel.status_code = field::Empty,
-        otel.status_description = field::Empty,
-        error = field::Empty,
-    )
+    let mut span = Span::root("command");
+    if !span.is_recording() {
+        return span;
+    }
+    span.set_name(format!("!{command}"));
+    span.set_kind(Kind::Server);
+    span.set("command.name", command.to_owned());
+    span.set("command.source", "message");
+    span.set("discord.event", "MESSAGE_CREATE");
+    if let Some(guild) = message.guild_id {
+        span.set("discord.guild_id", guild.get());
+    }
+    span.set("discord.channel_id", message.channel_id.get());
+    span.set("discord.user_id", message.author_id.get());
+    span.set("discord.message_id", message.id.get());
+    span
 }
 
-/// Runs one command to completion inside its root span (for slash commands
-/// created when the interaction arrived, so the trace shows its wait on the
-/// bus), answers the user whatever happens, records how it ended on that
+/// Runs one command to completion in its root span's scope (for slash
+/// commands made when the interaction arrived, so the trace shows its wait on
+/// the bus), answers the user whatever happens, records how it ended on that
 /// span, counts it, and reports failures.
-pub async fn handle(ctx: CommandContext, invocation: Invocation, received_at: Instant, span: Span) {
-    let result = run(&ctx, &invocation, &span).instrument(span.clone()).await;
+pub async fn handle(
+    ctx: CommandContext,
+    invocation: Invocation,
+    received_at: Instant,
+    mut span: Span,
+) {
+    let scope = span.context();
+    let result = guildscope_trace::scope(scope, run(&ctx, &invocation, &mut span)).await;
     let outcome = match &result {
         Ok(outcome) => *outcome,
         Err(_) => Outcome::Error,
     };
+    span.set("command.outcome", outcome.as_str());
     match result {
-        Ok(_) => record_success(&span, outcome),
+        Ok(_) => span.set_status(Status::Ok),
         Err(error) => {
-            span.record("command.outcome", outcome.as_str());
-            fail(&ctx, &invocation, &span, &error).await;
+            guildscope_trace::scope(scope, fail(&ctx, &invocation, &mut span, &error)).await
         }
     }
+    // The span ends before the count, as it did before the answer was counted.
+    drop(span);
     ctx.stats
         .command_answered(&invocation.name, outcome, received_at.elapsed());
-}
-
-/// Records a command that ran to the end (`ok`, or refused with a
-/// `user_error`) on its root span: the outcome and an OK status in one call
-/// to the subscriber, since each `record` is a round through every layer.
-fn record_success(span: &Span, outcome: Outcome) {
-    // A disabled span has no metadata, and nothing to record.
-    let Some(fields) = span.metadata().map(|meta| meta.fields()) else {
-        return;
-    };
-    let (Some(outcome_field), Some(status_field)) = (
-        fields.field("command.outcome"),
-        fields.field("otel.status_code"),
-    ) else {
-        return;
-    };
-    span.record_all(&fields.value_set(&[
-        (
-            &outcome_field,
-            Some(&outcome.as_str() as &dyn tracing::Value),
-        ),
-        (&status_field, Some(&"OK" as &dyn tracing::Value)),
-    ]));
 }
 
 /// The error boundary: records the failure on the root span, logs it with
 /// its error id, reports it, and tells the user in a private message that
 /// quotes the id.
-async fn fail(ctx: &CommandContext, invocation: &Invocation, span: &Span, error: &CommandError) {
+async fn fail(
+    ctx: &CommandContext,
+    invocation: &Invocation,
+    span: &mut Span,
+    error: &CommandError,
+) {
     let text = error.to_string();
-    span.record("otel.status_code", "ERROR");
-    span.record("otel.status_description", text.as_str());
-    span.record("error", text.as_str());
+    span.set_status(Status::Error(text.clone().into()));
+    span.set("error", text.clone());
+    span.add_event(
+        "exception",
+        [("exception.message", Value::from(text.clone()))],
+    );
     ctx.stats.error("command");
     let error_id = error_id(span);
     tracing::warn!(
-        parent: span,
         error = %text,
         command = %invocation.name,
         error_id = %error_id,
@@ -397,15 +388,15 @@ async fn fail(ctx: &CommandContext, invocation: &Invocation, span: &Span, error:
         invocation.display_name(ctx)
     ));
     if let Err(error) = invocation.send(ctx, apology).await {
-        tracing::debug!(parent: span, %error, "could not tell the user the command failed");
+        tracing::debug!(%error, "could not tell the user the command failed");
     }
 }
 
 /// The id a user quotes for a failed command: the trace id when the command
 /// is traced, else a fresh random id (which the log line carries too).
 fn error_id(span: &Span) -> String {
-    if let Some(trace_id) = span.in_scope(guildscope_telemetry::otel::current_trace_id) {
-        return trace_id;
+    if let Some(trace_id) = span.sampled_trace_id() {
+        return trace_id.to_string();
     }
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -425,7 +416,7 @@ fn error_id(span: &Span) -> String {
 async fn run(
     ctx: &CommandContext,
     invocation: &Invocation,
-    root: &Span,
+    root: &mut Span,
 ) -> Result<Outcome, CommandError> {
     if let Source::Slash(interaction) = &invocation.source
         && interaction.kind == InteractionKind::Autocomplete

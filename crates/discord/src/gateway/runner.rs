@@ -14,11 +14,12 @@ use std::{
 
 use futures_util::StreamExt;
 use guildscope_model::{Envelope, Event};
+use guildscope_trace::Span;
 use tokio::{
     sync::{mpsc, watch},
     time::{Instant, timeout},
 };
-use tracing::{Span, debug, error, info, warn};
+use tracing::{debug, error, info, warn};
 use twilight_gateway::{
     CloseFrame, Message, Shard, ShardState,
     error::{ReceiveMessageError, ReceiveMessageErrorType},

@@ -17,7 +17,7 @@ mod transport;
 
 use std::{
     fmt,
-    sync::{Arc, OnceLock},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -25,12 +25,9 @@ use guildscope_model::{
     ApplicationId, ChannelId, GuildId, Interaction, MessageId, MessageMeta, RoleId, RoleInfo,
     Snowflake, UserId,
 };
+use guildscope_trace::{Kind, Span, Status};
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
-use tracing::{
-    Span, field,
-    field::{Field, FieldSet},
-};
 use twilight_http::{Client, request::TryIntoRequest};
 use twilight_model::{
     application::command::{CommandOptionChoice, CommandOptionChoiceValue},
@@ -596,38 +593,25 @@ impl Rest {
         Ok(started.elapsed())
     }
 
-    /// Sends one request built by twilight and decodes its body, inside a
-    /// `discord.rest` span that records the method, route template, status,
-    /// rate-limit bucket and wait, and the outcome; then tells the observer.
+    /// Sends one request built by twilight and decodes its body, in a
+    /// `discord.rest` span (a child of the current scope's span) that records
+    /// the method, route template, status, rate-limit bucket and wait, and the
+    /// outcome; then tells the observer.
     async fn call<T>(
         &self,
         route: &'static str,
         request: Result<twilight_http::request::Request, twilight_http::Error>,
         decode: impl FnOnce(&[u8]) -> Result<T, Undecodable>,
     ) -> Result<T, RestError> {
-        // What is known now is recorded as the span is created: one call to the
-        // subscriber instead of one per field.
-        let span = tracing::info_span!(
-            "discord.rest",
-            otel.name = route,
-            otel.kind = "client",
-            http.route = route,
-            http.request.method = request.as_ref().ok().map(|r| r.method().name()),
-            http.response.status_code = field::Empty,
-            http.request.resend_count = field::Empty,
-            discord.ratelimit.bucket = field::Empty,
-            discord.ratelimit.wait_ms = field::Empty,
-            discord.error_code = field::Empty,
-            otel.status_code = field::Empty,
-            otel.status_description = field::Empty,
-            duration_ms = field::Empty,
-        );
+        let mut span = Span::child("discord.rest");
+        span.set_name(route);
+        span.set_kind(Kind::Client);
+        span.set("http.route", route);
+        if let Ok(request) = &request {
+            span.set("http.request.method", request.method().name());
+        }
         let started = Instant::now();
         let mut exchange = Exchange::default();
-        // The span is the explicit parent of everything inside the call (the
-        // rate-limit wait, the retry event), so it is never entered: entering
-        // it on every poll of the request would cost a round through the
-        // subscriber each time and tell no more.
         let result = async {
             let request = request.map_err(|error| RestError::from_twilight(route, error))?;
             let transport = self
@@ -635,11 +619,14 @@ impl Rest {
                 .transport
                 .as_ref()
                 .map_err(|reason| RestError::Invalid { route, reason })?;
-            let body = transport.send(route, request, &span, &mut exchange).await?;
+            let body = transport
+                .send(route, request, &mut span, &mut exchange)
+                .await?;
             decode(&body).map_err(|Undecodable| RestError::Decode { route })
         }
         .await;
-        record(&span, &exchange, started, &result);
+        record(&mut span, &exchange, started, &result);
+        drop(span);
         if exchange.sent
             && let Some(observer) = &self.observer
         {
@@ -649,93 +636,43 @@ impl Rest {
     }
 }
 
-/// The outcome fields of the `discord.rest` span. The span is made at one
-/// place, so they are found by name once, not on every call.
-struct OutcomeFields {
-    duration: Field,
-    wait: Field,
-    status: Field,
-    bucket: Field,
-    resends: Field,
-    code: Field,
-    description: Field,
-    error_code: Field,
-}
-
-impl OutcomeFields {
-    fn find(fields: &FieldSet) -> Option<Self> {
-        Some(Self {
-            duration: fields.field("duration_ms")?,
-            wait: fields.field("discord.ratelimit.wait_ms")?,
-            status: fields.field("http.response.status_code")?,
-            bucket: fields.field("discord.ratelimit.bucket")?,
-            resends: fields.field("http.request.resend_count")?,
-            code: fields.field("otel.status_code")?,
-            description: fields.field("otel.status_description")?,
-            error_code: fields.field("discord.error_code")?,
-        })
-    }
-
-    /// The fields of the span described by `meta`, the `discord.rest` span.
-    fn of(meta: &tracing::Metadata<'_>) -> Option<&'static Self> {
-        static FOUND: OnceLock<Option<OutcomeFields>> = OnceLock::new();
-        let found = FOUND.get_or_init(|| Self::find(meta.fields())).as_ref()?;
-        (found.duration.callsite() == meta.callsite()).then_some(found)
-    }
-}
-
-/// Records the outcome of a call on its span, in one call to the subscriber:
-/// each `record` is a call into every layer, and a call has up to eight
-/// outcome fields. Fields without a value are left unrecorded.
-fn record<T>(span: &Span, exchange: &Exchange, started: Instant, result: &Result<T, RestError>) {
-    // A disabled span has no metadata, and nothing to record.
-    let Some(meta) = span.metadata() else {
+/// Records the outcome of a call on its span.
+fn record<T>(
+    span: &mut Span,
+    exchange: &Exchange,
+    started: Instant,
+    result: &Result<T, RestError>,
+) {
+    if !span.is_recording() {
         return;
-    };
-    let Some(field) = OutcomeFields::of(meta) else {
-        return;
-    };
-    let fields = meta.fields();
-    let duration = ratelimit::millis(started.elapsed());
-    let wait = ratelimit::millis(exchange.waited);
-    let bucket = exchange.bucket.as_deref();
-    let resends = (exchange.resends > 0).then_some(exchange.resends);
-    let (code, description, error_code) = match result {
-        Ok(_) => ("OK", None, None),
-        Err(error) => ("ERROR", Some(error.kind().as_str()), error.discord_code()),
-    };
-    span.record_all(&fields.value_set(&[
-        (&field.duration, Some(&duration as &dyn tracing::Value)),
-        (&field.wait, Some(&wait as &dyn tracing::Value)),
-        (
-            &field.status,
-            exchange.status.as_ref().map(|s| s as &dyn tracing::Value),
-        ),
-        (
-            &field.bucket,
-            bucket.as_ref().map(|b| b as &dyn tracing::Value),
-        ),
-        (
-            &field.resends,
-            resends.as_ref().map(|r| r as &dyn tracing::Value),
-        ),
-        (&field.code, Some(&code as &dyn tracing::Value)),
-        (
-            &field.description,
-            description.as_ref().map(|d| d as &dyn tracing::Value),
-        ),
-        (
-            &field.error_code,
-            error_code.as_ref().map(|c| c as &dyn tracing::Value),
-        ),
-    ]));
-    if let Err(error) = result {
-        tracing::debug!(
-            parent: span,
-            route = error.route(),
-            kind = error.kind().as_str(),
-            "discord rest call failed"
-        );
+    }
+    span.set("duration_ms", ratelimit::millis(started.elapsed()));
+    span.set(
+        "discord.ratelimit.wait_ms",
+        ratelimit::millis(exchange.waited),
+    );
+    if let Some(status) = exchange.status {
+        span.set("http.response.status_code", i64::from(status));
+    }
+    if let Some(bucket) = &exchange.bucket {
+        span.set("discord.ratelimit.bucket", bucket.to_string());
+    }
+    if exchange.resends > 0 {
+        span.set("http.request.resend_count", i64::from(exchange.resends));
+    }
+    match result {
+        Ok(_) => span.set_status(Status::Ok),
+        Err(error) => {
+            if let Some(code) = error.discord_code() {
+                span.set("discord.error_code", code);
+            }
+            span.set_status(Status::Error(error.kind().as_str().into()));
+            tracing::debug!(
+                route = error.route(),
+                kind = error.kind().as_str(),
+                "discord rest call failed"
+            );
+        }
     }
 }
 

@@ -28,9 +28,9 @@ use std::{
     time::Duration,
 };
 
+use guildscope_trace::{Span, SpanContext};
 use http::HeaderMap;
 use tokio::{sync::Notify, time::Instant};
-use tracing::{Instrument, Span, field};
 
 /// Requests per second the whole bot may send on routes the global limit
 /// covers (Discord's default for bots).
@@ -318,13 +318,13 @@ impl RateLimiter {
 
     /// Waits until a request on `key` may be sent and takes its place.
     /// `global` says whether the global limit covers it. Returns the ticket
-    /// and how long it waited; a wait runs in a `discord.ratelimit.wait`
-    /// child of `parent`.
+    /// and how long it waited; a wait is a `discord.ratelimit.wait` span,
+    /// a child of `parent`.
     pub(crate) async fn acquire(
         &self,
         key: RouteKey,
         global: bool,
-        parent: &Span,
+        parent: Option<SpanContext>,
     ) -> (Ticket<'_>, Duration) {
         let mut waiting: Option<(Span, Instant)> = None;
         loop {
@@ -335,9 +335,9 @@ impl RateLimiter {
             let now = Instant::now();
             let wait = match self.lock().try_take(key, global, now) {
                 Ok(bucket) => {
-                    let waited = waiting.map_or(Duration::ZERO, |(span, started)| {
+                    let waited = waiting.map_or(Duration::ZERO, |(mut span, started)| {
                         let waited = started.elapsed();
-                        span.record("discord.ratelimit.wait_ms", millis(waited));
+                        span.set("discord.ratelimit.wait_ms", millis(waited));
                         waited
                     });
                     let ticket = Ticket {
@@ -351,31 +351,24 @@ impl RateLimiter {
                 Err(wait) => wait,
             };
             let (span, _) = waiting.get_or_insert_with(|| {
-                let span = tracing::info_span!(
-                    parent: parent,
-                    "discord.ratelimit.wait",
-                    discord.ratelimit.bucket = field::Empty,
-                    discord.ratelimit.scope = field::Empty,
-                    discord.ratelimit.wait_ms = field::Empty,
-                );
+                let span = match parent {
+                    Some(parent) => Span::child_of(parent, "discord.ratelimit.wait"),
+                    None => Span::none(),
+                };
                 (span, now)
             });
-            span.record("discord.ratelimit.scope", wait.on);
+            span.set("discord.ratelimit.scope", wait.on);
             if let Some(bucket) = &wait.bucket {
-                span.record("discord.ratelimit.bucket", bucket.as_ref());
+                span.set("discord.ratelimit.bucket", bucket.to_string());
             }
             let nap = wait
                 .until
                 .map_or(MAX_NAP, |until| until.saturating_duration_since(now))
                 .min(MAX_NAP);
-            async {
-                tokio::select! {
-                    () = tokio::time::sleep(nap) => {}
-                    () = changed => {}
-                }
+            tokio::select! {
+                () = tokio::time::sleep(nap) => {}
+                () = changed => {}
             }
-            .instrument(span.clone())
-            .await;
         }
     }
 
@@ -516,10 +509,8 @@ pub(crate) fn millis(duration: Duration) -> f64 {
 mod tests {
     use std::time::Duration;
 
-    use http::{HeaderMap, HeaderValue};
-    use tracing::Span;
-
     use super::{Headers, Limited, RESET_MARGIN, RateLimiter, Scope};
+    use http::{HeaderMap, HeaderValue};
 
     fn headers(pairs: &[(&'static str, &str)]) -> Headers {
         let mut map = HeaderMap::new();
@@ -580,11 +571,10 @@ mod tests {
     async fn an_unknown_bucket_sends_one_request_at_a_time_then_what_discord_allows() {
         let limiter = RateLimiter::default();
         let key = limiter.key("GET guilds/{guild_id}/roles", "guilds/1/roles");
-        let span = Span::none();
-        let (first, waited) = limiter.acquire(key, true, &span).await;
+        let (first, waited) = limiter.acquire(key, true, None).await;
         assert_eq!(waited, Duration::ZERO);
         // A second request waits for the first answer, which names the limit.
-        let second = async { limiter.acquire(key, true, &span).await };
+        let second = async { limiter.acquire(key, true, None).await };
         let answer = async {
             tokio::time::sleep(Duration::from_millis(30)).await;
             limiter.complete(
@@ -601,7 +591,7 @@ mod tests {
         let ((second, waited), ()) = tokio::join!(second, answer);
         assert_eq!(waited, Duration::from_millis(30));
         // The window is used up: the third waits for the reset.
-        let (third, waited) = limiter.acquire(key, true, &span).await;
+        let (third, waited) = limiter.acquire(key, true, None).await;
         assert_eq!(waited, Duration::from_secs(1) + RESET_MARGIN);
         drop((second, third));
     }
@@ -609,26 +599,25 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_429_blocks_its_bucket_or_everything_for_retry_after() {
         let limiter = RateLimiter::default();
-        let span = Span::none();
         let roles = limiter.key("GET guilds/{guild_id}/roles", "guilds/1/roles");
         let other = limiter.key("GET guilds/{guild_id}/roles", "guilds/2/roles");
-        let (ticket, _) = limiter.acquire(roles, true, &span).await;
+        let (ticket, _) = limiter.acquire(roles, true, None).await;
         let limited = Limited {
             scope: Scope::User,
             retry_after: Duration::from_millis(250),
         };
         limiter.complete(ticket, &Headers::default(), Some(limited));
-        let (ticket, waited) = limiter.acquire(other, true, &span).await;
+        let (ticket, waited) = limiter.acquire(other, true, None).await;
         assert_eq!(waited, Duration::ZERO, "another guild's bucket is free");
         drop(ticket);
-        let (ticket, waited) = limiter.acquire(roles, true, &span).await;
+        let (ticket, waited) = limiter.acquire(roles, true, None).await;
         assert_eq!(waited, Duration::from_millis(250) + RESET_MARGIN);
         let global = Limited {
             scope: Scope::Global,
             retry_after: Duration::from_millis(400),
         };
         limiter.complete(ticket, &Headers::default(), Some(global));
-        let (ticket, waited) = limiter.acquire(other, true, &span).await;
+        let (ticket, waited) = limiter.acquire(other, true, None).await;
         assert_eq!(waited, Duration::from_millis(400) + RESET_MARGIN);
         drop(ticket);
         // Routes the global limit does not cover go on.
@@ -636,21 +625,20 @@ mod tests {
             "POST interactions/{interaction_id}/{interaction_token}/callback",
             "interactions/1/t/callback",
         );
-        let (_ticket, waited) = limiter.acquire(callback, false, &span).await;
+        let (_ticket, waited) = limiter.acquire(callback, false, None).await;
         assert_eq!(waited, Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_global_limit_spreads_requests_over_seconds() {
         let limiter = RateLimiter::default();
-        let span = Span::none();
         let mut waits = Vec::new();
         for guild in 0..60 {
             let key = limiter.key(
                 "GET guilds/{guild_id}/roles",
                 &format!("guilds/{guild}/roles"),
             );
-            let (ticket, waited) = limiter.acquire(key, true, &span).await;
+            let (ticket, waited) = limiter.acquire(key, true, None).await;
             limiter.complete(ticket, &Headers::default(), None);
             waits.push(waited);
         }
@@ -662,11 +650,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_dropped_ticket_gives_its_place_back() {
         let limiter = RateLimiter::default();
-        let span = Span::none();
         let key = limiter.key("GET users/@me", "users/@me");
-        let (ticket, _) = limiter.acquire(key, true, &span).await;
+        let (ticket, _) = limiter.acquire(key, true, None).await;
         drop(ticket);
-        let (_ticket, waited) = limiter.acquire(key, true, &span).await;
+        let (_ticket, waited) = limiter.acquire(key, true, None).await;
         assert_eq!(waited, Duration::ZERO);
     }
 }

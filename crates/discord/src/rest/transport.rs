@@ -16,6 +16,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use guildscope_trace::{Span, Value};
 use http::{
     HeaderValue, Method, Request, StatusCode, Uri,
     header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT},
@@ -27,7 +28,6 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use serde::Deserialize;
-use tracing::Span;
 
 use super::{
     error::RestError,
@@ -139,12 +139,13 @@ impl Transport {
 
     /// Sends `request` on `route`, waiting on rate limits and retrying after
     /// a 429, and returns the body of a successful response. `exchange`
-    /// collects what happened; waits are children of `span`.
+    /// collects what happened; waits are children of `span`, and each 429
+    /// sent again is an event on it.
     pub(crate) async fn send(
         &self,
         route: &'static str,
         request: twilight_http::request::Request,
-        span: &Span,
+        span: &mut Span,
         exchange: &mut Exchange,
     ) -> Result<Bytes, RestError> {
         let authorized = request.use_authorization_token();
@@ -154,7 +155,7 @@ impl Transport {
         let prepared = self.prepare(route, &request)?;
         let key = self.limiter.key(route, request.path());
         loop {
-            let (ticket, waited) = self.limiter.acquire(key, authorized, span).await;
+            let (ticket, waited) = self.limiter.acquire(key, authorized, span.context()).await;
             exchange.waited += waited;
             exchange.sent = true;
             let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, async {
@@ -194,11 +195,18 @@ impl Transport {
                 self.limiter.complete(ticket, &headers, Some(limited));
                 if exchange.resends < MAX_RESENDS {
                     exchange.resends += 1;
+                    let retry_after_ms = super::ratelimit::millis(limited.retry_after);
+                    span.add_event(
+                        "rate limited by discord; sending again after the wait",
+                        [
+                            ("scope", Value::from(limited.scope.as_str())),
+                            ("retry_after_ms", Value::from(retry_after_ms)),
+                        ],
+                    );
                     tracing::debug!(
-                        parent: span,
                         route,
                         scope = limited.scope.as_str(),
-                        retry_after_ms = super::ratelimit::millis(limited.retry_after),
+                        retry_after_ms,
                         "rate limited by discord; sending again after the wait"
                     );
                     continue;

@@ -40,7 +40,7 @@ impl Seen {
         self.counts.get(name).copied().unwrap_or(0)
     }
 
-    /// Records one envelope, ending its `bus.queue` span first as a
+    /// Records one envelope, recording its wait on the bus first as a
     /// consumer should.
     fn record(&mut self, mut envelope: Envelope) {
         envelope.dequeued();
@@ -51,7 +51,7 @@ impl Seen {
             }
             Event::Interaction(interaction) => {
                 // As the bot does once a command has run.
-                envelope.span.record("command.outcome", "ok");
+                envelope.span.set("command.outcome", "ok");
                 self.interactions.push(*interaction);
             }
             Event::MessageCreate(message) => self.messages.push(message),

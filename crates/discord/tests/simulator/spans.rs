@@ -11,8 +11,10 @@ use guildscope_model::Snowflake;
 use guildscope_simulator::{Fault, InteractionKind, InteractionRequest, SimConfig};
 use serde_json::json;
 
+use guildscope_trace::{Kind, Record, Recorder, Status};
+
 use crate::{
-    capture::{Captured, SpanRecord},
+    capture::{install, millis, text},
     harness::{Bot, bot_config, eventually, sim_config, text_channel},
 };
 
@@ -42,26 +44,23 @@ impl Requests {
     }
 }
 
-/// The `discord.rest` spans of one route, in call order.
-fn calls(captured: &Captured, route: &str) -> Vec<SpanRecord> {
+/// The REST call spans of one route, in call order.
+fn calls(captured: &Recorder, route: &str) -> Vec<Record> {
     captured
-        .named("discord.rest")
+        .spans()
         .into_iter()
-        .filter(|span| span.field("http.route") == Some(route))
+        .filter(|span| text(span, "http.route").as_deref() == Some(route))
         .collect()
 }
 
 /// A span's recorded rate-limit wait in milliseconds.
-fn wait_ms(span: &SpanRecord) -> f64 {
-    span.field("discord.ratelimit.wait_ms")
-        .expect("the wait is recorded")
-        .parse()
-        .expect("the wait is a number")
+fn wait_ms(span: &Record) -> f64 {
+    millis(span, "discord.ratelimit.wait_ms")
 }
 
 #[tokio::test]
 async fn a_429_storm_shows_as_wait_spans_and_the_observer_sees_the_same_wait() {
-    let (captured, _guard) = Captured::install();
+    let (captured, _guard) = install();
     let bot = Bot::default().await;
     let requests = Arc::new(Requests::default());
     let rest = bot.rest.clone().with_observer(requests.clone());
@@ -82,15 +81,25 @@ async fn a_429_storm_shows_as_wait_spans_and_the_observer_sees_the_same_wait() {
     assert_eq!(calls.len(), 1, "{calls:#?}");
     let call = &calls[0];
     assert_eq!(call.parent, None);
-    assert_eq!(call.field("http.request.method"), Some("POST"));
-    assert_eq!(call.field("http.response.status_code"), Some("200"));
-    assert_eq!(call.field("http.request.resend_count"), Some("2"));
-    assert_eq!(call.field("otel.kind"), Some("client"));
-    assert_eq!(call.field("otel.name"), Some(CREATE_MESSAGE));
-    assert_eq!(call.field("otel.status_code"), Some("OK"));
-    let bucket = call
-        .field("discord.ratelimit.bucket")
-        .expect("the simulator names the bucket");
+    assert_eq!(text(call, "http.request.method").as_deref(), Some("POST"));
+    assert_eq!(
+        text(call, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(
+        text(call, "http.request.resend_count").as_deref(),
+        Some("2")
+    );
+    assert_eq!(call.kind, Kind::Client);
+    assert_eq!(call.name, CREATE_MESSAGE);
+    assert_eq!(call.status, Status::Ok);
+    let resent: Vec<&str> = call.events.iter().map(|e| e.name.as_ref()).collect();
+    assert_eq!(
+        resent,
+        ["rate limited by discord; sending again after the wait"; 2]
+    );
+    let bucket = text(call, "discord.ratelimit.bucket").expect("the simulator names the bucket");
+    let bucket = bucket.as_str();
     assert!(!bucket.is_empty());
     let waited = wait_ms(call);
     assert!(
@@ -98,16 +107,22 @@ async fn a_429_storm_shows_as_wait_spans_and_the_observer_sees_the_same_wait() {
         "two 200 ms retry_after waits, got {waited} ms"
     );
 
-    let waits: Vec<SpanRecord> = captured
+    let waits: Vec<Record> = captured
         .children(call)
         .into_iter()
         .filter(|span| span.name == "discord.ratelimit.wait")
         .collect();
     assert_eq!(waits.len(), 2, "one wait per 429: {waits:#?}");
     for wait in &waits {
-        assert!(wait.closed);
-        assert_eq!(wait.field("discord.ratelimit.bucket"), Some(bucket));
-        assert_eq!(wait.field("discord.ratelimit.scope"), Some("bucket"));
+        assert!(wait.start <= wait.end);
+        assert_eq!(
+            text(wait, "discord.ratelimit.bucket").as_deref(),
+            Some(bucket)
+        );
+        assert_eq!(
+            text(wait, "discord.ratelimit.scope").as_deref(),
+            Some("bucket")
+        );
         assert!(wait_ms(wait) >= 190.0, "{wait:?}");
     }
 
@@ -132,7 +147,7 @@ async fn a_429_storm_shows_as_wait_spans_and_the_observer_sees_the_same_wait() {
 
 #[tokio::test]
 async fn a_bucket_the_headers_say_is_empty_is_waited_out_without_a_429() {
-    let (captured, _guard) = Captured::install();
+    let (captured, _guard) = install();
     let bot = Bot::start(
         SimConfig {
             rest_bucket_limit: 2,
@@ -165,15 +180,15 @@ async fn a_bucket_the_headers_say_is_empty_is_waited_out_without_a_429() {
     assert_eq!(&waits[..2], &[0.0, 0.0], "two requests fit the bucket");
     assert!(waits[2] > 0.0, "the third waits for the reset: {waits:?}");
     let third = &calls[2];
-    assert!(third.field("http.request.resend_count").is_none());
+    assert!(third.attribute("http.request.resend_count").is_none());
     let wait = captured
         .children(third)
         .into_iter()
         .find(|span| span.name == "discord.ratelimit.wait")
         .expect("the wait has its span");
     assert_eq!(
-        wait.field("discord.ratelimit.bucket"),
-        third.field("discord.ratelimit.bucket")
+        text(&wait, "discord.ratelimit.bucket"),
+        text(third, "discord.ratelimit.bucket")
     );
     let observed: Vec<(Option<u16>, bool)> = requests
         .on(CREATE_MESSAGE)
@@ -189,7 +204,7 @@ async fn a_bucket_the_headers_say_is_empty_is_waited_out_without_a_429() {
 
 #[tokio::test]
 async fn failed_calls_are_error_spans_and_reach_the_observer_with_their_status() {
-    let (captured, _guard) = Captured::install();
+    let (captured, _guard) = install();
     let bot = Bot::default().await;
     let requests = Arc::new(Requests::default());
     let rest = bot.rest.clone().with_observer(requests.clone());
@@ -204,9 +219,11 @@ async fn failed_calls_are_error_spans_and_reach_the_observer_with_their_status()
     rest.guild_roles(guild).await.expect_err("503");
     let roles = "GET guilds/{guild_id}/roles";
     let call = &calls(&captured, roles)[0];
-    assert_eq!(call.field("http.response.status_code"), Some("503"));
-    assert_eq!(call.field("otel.status_code"), Some("ERROR"));
-    assert_eq!(call.field("otel.status_description"), Some("status"));
+    assert_eq!(
+        text(call, "http.response.status_code").as_deref(),
+        Some("503")
+    );
+    assert_eq!(call.status, Status::Error("status".into()));
     assert_eq!(requests.on(roles)[0].0, Some(503));
 
     // Nothing listens on a port just freed: no response at all.
@@ -221,16 +238,15 @@ async fn failed_calls_are_error_spans_and_reach_the_observer_with_their_status()
     assert_eq!(error.kind(), RestErrorKind::Transport);
     let me = "GET users/@me";
     let call = calls(&captured, me).pop().expect("a span");
-    assert_eq!(call.field("otel.status_code"), Some("ERROR"));
-    assert_eq!(call.field("otel.status_description"), Some("transport"));
-    assert_eq!(call.field("http.response.status_code"), None);
+    assert_eq!(call.status, Status::Error("transport".into()));
+    assert_eq!(call.attribute("http.response.status_code"), None);
     assert_eq!(requests.on(me), [(None, Duration::ZERO)]);
     bot.shutdown().await;
 }
 
 #[tokio::test]
 async fn every_event_has_a_parentless_root_span_with_its_ids_and_its_wait_on_the_bus() {
-    let (captured, _guard) = Captured::install();
+    let (captured, _guard) = install();
     let bot = Bot::default().await;
     bot.wait_ready().await;
     bot.sim.firehose(20);
@@ -254,121 +270,121 @@ async fn every_event_has_a_parentless_root_span_with_its_ids_and_its_wait_on_the
         })
         .expect("interaction injected");
     eventually("the interaction", || bot.seen().interactions.len() == 1).await;
-    // Every event so far has been taken off the bus.
-    let roots = captured.named("discord.event");
     let interaction = bot.seen().interactions[0].clone();
     bot.rest
         .reply(&interaction, InteractionReply::ephemeral("pong"))
         .await
         .expect("answered");
+    // Every event so far has been taken off the bus, and its span has ended.
+    let roots: Vec<Record> = captured
+        .spans()
+        .into_iter()
+        .filter(|span| span.attribute("discord.event").is_some())
+        .collect();
 
     assert!(!roots.is_empty());
     let mut sequences = Vec::new();
     for root in &roots {
         assert_eq!(root.parent, None, "a root span: {root:?}");
-        assert_eq!(root.field("discord.shard_id"), Some("0"));
+        assert_eq!(text(root, "discord.shard_id").as_deref(), Some("0"));
         sequences.push(
-            root.field("discord.sequence")
+            text(root, "discord.sequence")
                 .and_then(|s| s.parse::<u64>().ok())
                 .expect("a sequence number"),
         );
-        assert_eq!(
-            root.declared,
-            [
-                "discord.event",
-                "discord.shard_id",
-                "discord.sequence",
-                "discord.guild_id",
-                "discord.channel_id",
-                "discord.user_id",
-                "discord.message_id",
-                "discord.interaction_id",
-                "bus.queue_ms",
-                "command.name",
-                "command.outcome",
-                "error",
-                "otel.name",
-                "otel.status_code",
-                "otel.status_description",
-            ],
-            "fields the bot fills in later are declared; nothing else is"
-        );
+        for attribute in root.attributes.iter() {
+            assert!(
+                [
+                    "discord.event",
+                    "discord.shard_id",
+                    "discord.sequence",
+                    "discord.guild_id",
+                    "discord.channel_id",
+                    "discord.user_id",
+                    "discord.message_id",
+                    "discord.interaction_id",
+                    "bus.queue_ms",
+                    "command.name",
+                    "command.outcome",
+                ]
+                .contains(&attribute.key.as_ref()),
+                "ids, names and counters only: {attribute:?}"
+            );
+        }
         assert!(
-            captured.children(root).is_empty(),
-            "the wait on the bus is a field, not a span: {root:?}"
+            captured
+                .children(root)
+                .iter()
+                .all(|child| child.name != "bus.queue"),
+            "the wait on the bus is an attribute, not a span: {root:?}"
         );
-        let waited: f64 = root
-            .field("bus.queue_ms")
-            .expect("the consumer took it off the bus")
-            .parse()
-            .expect("the wait is a number");
+        let waited = millis(root, "bus.queue_ms");
         assert!((0.0..60_000.0).contains(&waited), "{waited} ms");
     }
+    sequences.sort_unstable();
     assert!(
         sequences.windows(2).all(|pair| pair[0] < pair[1]),
-        "{sequences:?}"
+        "one root per dispatch: {sequences:?}"
     );
 
     let messages = bot.seen().messages.clone();
-    let message_roots: Vec<&SpanRecord> = roots
+    let mut message_roots: Vec<&Record> = roots
         .iter()
-        .filter(|root| root.field("discord.event") == Some("MESSAGE_CREATE"))
+        .filter(|root| text(root, "discord.event").as_deref() == Some("MESSAGE_CREATE"))
         .collect();
+    message_roots
+        .sort_by_key(|root| text(root, "discord.sequence").map(|s| s.parse::<u64>().unwrap()));
     assert_eq!(message_roots.len(), messages.len());
     for (root, message) in message_roots.iter().zip(&messages) {
         let guild = message.guild_id.map(|id| id.to_string());
-        assert_eq!(root.field("discord.guild_id"), guild.as_deref());
+        assert_eq!(text(root, "discord.guild_id"), guild);
         assert_eq!(
-            root.field("discord.channel_id"),
-            Some(message.channel_id.to_string().as_str())
+            text(root, "discord.channel_id"),
+            Some(message.channel_id.to_string())
         );
         assert_eq!(
-            root.field("discord.user_id"),
-            Some(message.author_id.to_string().as_str())
+            text(root, "discord.user_id"),
+            Some(message.author_id.to_string())
         );
         assert_eq!(
-            root.field("discord.message_id"),
-            Some(message.id.to_string().as_str())
+            text(root, "discord.message_id"),
+            Some(message.id.to_string())
         );
-        assert_eq!(root.field("command.name"), None);
+        assert_eq!(root.attribute("command.name"), None);
+        assert_eq!(root.name, "discord.event");
     }
 
     let command = roots
         .iter()
-        .find(|root| root.field("discord.event") == Some("INTERACTION_CREATE"))
+        .find(|root| text(root, "discord.event").as_deref() == Some("INTERACTION_CREATE"))
         .expect("the interaction's root span");
-    assert_eq!(command.field("command.name"), Some("ping"));
-    assert_eq!(command.field("otel.name"), Some("/ping"));
+    assert_eq!(text(command, "command.name").as_deref(), Some("ping"));
+    assert_eq!(command.name, "/ping");
     assert_eq!(
-        command.field("discord.interaction_id"),
-        Some(injected.id.to_string().as_str())
+        text(command, "discord.interaction_id"),
+        Some(injected.id.to_string())
+    );
+    assert_eq!(text(command, "discord.user_id"), Some(user.to_string()));
+    assert_eq!(text(command, "discord.guild_id"), Some(guild.to_string()));
+    assert_eq!(
+        text(command, "discord.channel_id"),
+        Some(channel.to_string())
     );
     assert_eq!(
-        command.field("discord.user_id"),
-        Some(user.to_string().as_str())
-    );
-    assert_eq!(
-        command.field("discord.guild_id"),
-        Some(guild.to_string().as_str())
-    );
-    assert_eq!(
-        command.field("discord.channel_id"),
-        Some(channel.to_string().as_str())
-    );
-    assert_eq!(
-        command.field("command.outcome"),
+        text(command, "command.outcome").as_deref(),
         Some("ok"),
-        "a declared field can be recorded by the consumer"
+        "the consumer sets what it learns on the root"
     );
     assert!(
         captured
-            .named("discord.rest")
+            .spans()
             .iter()
-            .any(|call| call.field("http.route")
+            .any(|call| text(call, "http.route").as_deref()
                 == Some("POST interactions/{interaction_id}/{interaction_token}/callback"))
     );
     for span in captured.spans() {
-        for value in span.fields.values() {
+        for attribute in span.attributes.iter() {
+            let value = format!("{:?}", attribute.value);
             assert!(
                 !value.contains(&injected.token),
                 "{} carries the interaction token",

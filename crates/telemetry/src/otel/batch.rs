@@ -5,9 +5,10 @@
 //! once it is handed over (a full queue drops it, and it is never exported), then
 //! exported or part of a failed export.
 //!
-//! What it carries differs: spans from the span layer arrive with their attributes
+//! What it carries differs: guildscope's own spans arrive as plain records
+//! ([`guildscope_trace::Record`]), spans from the span layer with their attributes
 //! already encoded ([`TracedSpan`]), spans made with the OpenTelemetry API as SDK span
-//! data; the exporter writes both into one request.
+//! data; the exporter writes them all into one request.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
@@ -34,6 +35,8 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 // boxing them would add an allocation per span.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Finished {
+    /// guildscope's own, from [`guildscope_trace::Span`].
+    Recorded(Box<guildscope_trace::Record>),
     /// From the span layer.
     Traced(TracedSpan),
     /// From the OpenTelemetry API, through the SDK tracer provider.
@@ -199,6 +202,16 @@ impl SpanProcessor for SdkSpans {
 
     fn set_resource(&mut self, _resource: &Resource) {
         // The exporter is given the resource when it is built.
+    }
+}
+
+/// The batch processor as the sink of guildscope's own spans.
+#[derive(Debug)]
+pub(crate) struct RecordedSpans(pub(crate) Arc<super::layer::SpanSink>);
+
+impl guildscope_trace::Sink for RecordedSpans {
+    fn finished(&self, record: Box<guildscope_trace::Record>) {
+        self.0.push(Finished::Recorded(record));
     }
 }
 

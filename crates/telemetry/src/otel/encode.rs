@@ -11,7 +11,9 @@
 //! Spans from the span layer ([`TracedSpan`]) carry their attributes and events encoded
 //! already: the layer writes each attribute's `KeyValue` message into the span's
 //! buffer as it is recorded, so a recorded value is never held as a string of its
-//! own, and exporting the span copies those bytes into the request.
+//! own, and exporting the span copies those bytes into the request. guildscope's own
+//! spans ([`guildscope_trace::Record`]) arrive as plain values and are encoded here,
+//! on the export thread, in one pass.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -19,7 +21,8 @@ use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status};
+use guildscope_trace::{Attribute, Kind, Record, Status as RecordStatus, Value as RecordValue};
+use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags};
 use opentelemetry::{Array, InstrumentationScope, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
@@ -65,7 +68,7 @@ impl EncodedResource {
 }
 
 /// Appends the `ExportTraceServiceRequest` for `spans` to `out`; spans from the span
-/// layer belong to `traced_scope`.
+/// layer and guildscope's own spans belong to `traced_scope`.
 pub(crate) fn trace_request(
     resource: &EncodedResource,
     traced_scope: &InstrumentationScope,
@@ -78,7 +81,7 @@ pub(crate) fn trace_request(
         traced: &'a InstrumentationScope,
     ) -> &'a InstrumentationScope {
         match span {
-            Finished::Traced(_) => traced,
+            Finished::Traced(_) | Finished::Recorded(_) => traced,
             Finished::Sdk(data) => &data.instrumentation_scope,
         }
     }
@@ -102,6 +105,9 @@ pub(crate) fn trace_request(
                 for span in spans.iter().filter(|s| scope_of(s, traced_scope) == *scope) {
                     match span {
                         Finished::Traced(span) => traced_span(out, span, locations, &mut scratch),
+                        Finished::Recorded(record) => {
+                            message(out, 2, |out| record_body(out, record))
+                        }
                         Finished::Sdk(data) => message(out, 2, |out| span_body(out, data)),
                     }
                 }
@@ -220,23 +226,26 @@ impl Attributes {
 
     /// A string attribute whose value is `value` in decimal: what `Debug` prints
     /// for an unsigned integer, without the formatting machinery.
-    pub(crate) fn push_u64_text(&mut self, key: &str, mut value: u64) {
+    pub(crate) fn push_u64_text(&mut self, key: &str, value: u64) {
         if self.room() {
-            let mut digits = [0u8; 20];
-            let mut at = digits.len();
-            loop {
-                at -= 1;
-                digits[at] = b'0' + (value % 10) as u8;
-                value /= 10;
-                if value == 0 {
-                    break;
-                }
-            }
-            // Only ASCII digits were written.
-            let text = std::str::from_utf8(&digits[at..]).unwrap_or_default();
-            string_key_value(&mut self.bytes, 9, key, text);
+            string_key_value(&mut self.bytes, 9, key, decimal(value, &mut [0; 20]));
         }
     }
+}
+
+/// `value` in decimal, written at the end of `digits`.
+fn decimal(mut value: u64, digits: &mut [u8; 20]) -> &str {
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&digits[at..]).unwrap_or_default()
 }
 
 /// A span's events as encoded `Event` messages (field 11 of `Span`), at most
@@ -394,6 +403,69 @@ fn span_body(out: &mut Vec<u8>, span: &SpanData) {
         16,
         flags(span.parent_span_is_remote, context.trace_flags().to_u8()),
     );
+}
+
+/// The body of a `Span` message for one of guildscope's own spans.
+fn record_body(out: &mut Vec<u8>, record: &Record) {
+    let context = &record.context;
+    bytes(out, 1, &context.trace_id.to_bytes());
+    bytes(out, 2, &context.span_id.to_bytes());
+    if let Some(parent) = record.parent {
+        bytes(out, 4, &parent.to_bytes());
+    }
+    string(out, 5, &record.name);
+    uint(out, 6, record_kind(record.kind));
+    fixed64(out, 7, nanos(record.start));
+    fixed64(out, 8, nanos(record.end));
+    for attribute in record.attributes.iter() {
+        record_key_value(out, 9, attribute);
+    }
+    uint(out, 10, u64::from(record.attributes.dropped()));
+    for event in &record.events {
+        message(out, 11, |out| {
+            fixed64(out, 1, nanos(event.time));
+            string(out, 2, &event.name);
+            for attribute in &event.attributes {
+                record_key_value(out, 3, attribute);
+            }
+        });
+    }
+    uint(out, 12, u64::from(record.dropped_events));
+    message(out, 15, |out| {
+        let code = match &record.status {
+            RecordStatus::Unset => 0,
+            RecordStatus::Ok => 1,
+            RecordStatus::Error(description) => {
+                string(out, 2, description);
+                2
+            }
+        };
+        uint(out, 3, code);
+    });
+    let sampled = TraceFlags::SAMPLED.to_u8() * u8::from(context.sampled);
+    fixed32(out, 16, flags(record.parent_is_remote, sampled));
+}
+
+/// One of guildscope's own attributes as a `KeyValue` message.
+fn record_key_value(out: &mut Vec<u8>, field: u32, attribute: &Attribute) {
+    let key = attribute.key.as_ref();
+    match &attribute.value {
+        RecordValue::Str(text) => string_key_value(out, field, key, text),
+        RecordValue::U64(n) => string_key_value(out, field, key, decimal(*n, &mut [0; 20])),
+        RecordValue::Bool(b) => key_value(out, field, key, &Value::Bool(*b)),
+        RecordValue::I64(n) => key_value(out, field, key, &Value::I64(*n)),
+        RecordValue::F64(n) => key_value(out, field, key, &Value::F64(*n)),
+    }
+}
+
+fn record_kind(kind: Kind) -> u64 {
+    match kind {
+        Kind::Internal => 1,
+        Kind::Server => 2,
+        Kind::Client => 3,
+        Kind::Producer => 4,
+        Kind::Consumer => 5,
+    }
 }
 
 fn event_body(out: &mut Vec<u8>, event: &Event) {
@@ -861,6 +933,147 @@ mod tests {
     fn an_empty_resource_and_one_bare_span_match_too() {
         let scope = InstrumentationScope::builder("").build();
         assert_same_bytes_as_the_sdk(&Resource::builder_empty().build(), vec![span("", &scope)]);
+    }
+
+    /// The SDK's span data for one of guildscope's own records: what the SDK would
+    /// hold had the span been made with its API, unsigned integers as decimal text.
+    fn as_sdk(record: &Record, scope: &InstrumentationScope) -> SpanData {
+        fn value(value: &RecordValue) -> Value {
+            match value {
+                RecordValue::Bool(v) => Value::Bool(*v),
+                RecordValue::I64(v) => Value::I64(*v),
+                RecordValue::F64(v) => Value::F64(*v),
+                RecordValue::U64(v) => Value::String(v.to_string().into()),
+                RecordValue::Str(v) => Value::String(v.to_string().into()),
+            }
+        }
+        fn key_values(attributes: &[&Attribute]) -> Vec<KeyValue> {
+            attributes
+                .iter()
+                .map(|a| KeyValue::new(a.key.to_string(), value(&a.value)))
+                .collect()
+        }
+        let context = &record.context;
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from_bytes(context.trace_id.to_bytes()),
+                SpanId::from_bytes(context.span_id.to_bytes()),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::NONE,
+            ),
+            parent_span_id: record
+                .parent
+                .map_or(SpanId::INVALID, |p| SpanId::from_bytes(p.to_bytes())),
+            parent_span_is_remote: record.parent_is_remote,
+            span_kind: match record.kind {
+                Kind::Internal => SpanKind::Internal,
+                Kind::Server => SpanKind::Server,
+                Kind::Client => SpanKind::Client,
+                Kind::Producer => SpanKind::Producer,
+                Kind::Consumer => SpanKind::Consumer,
+            },
+            name: record.name.clone(),
+            start_time: record.start,
+            end_time: record.end,
+            attributes: key_values(&record.attributes.iter().collect::<Vec<_>>()),
+            dropped_attributes_count: record.attributes.dropped(),
+            events: {
+                let mut events = SpanEvents::default();
+                events.events = record
+                    .events
+                    .iter()
+                    .map(|e| {
+                        let attributes: Vec<&Attribute> = e.attributes.iter().collect();
+                        Event::new(e.name.clone(), e.time, key_values(&attributes), 0)
+                    })
+                    .collect();
+                events.dropped_count = record.dropped_events;
+                events
+            },
+            links: SpanLinks::default(),
+            status: match &record.status {
+                RecordStatus::Unset => Status::Unset,
+                RecordStatus::Ok => Status::Ok,
+                RecordStatus::Error(description) => Status::error(description.clone()),
+            },
+            instrumentation_scope: scope.clone(),
+        }
+    }
+
+    #[test]
+    fn own_spans_are_encoded_as_the_sdk_would_encode_the_same_spans() {
+        use guildscope_trace::{Recorder, Span, SpanContext as OwnContext, sync_scope};
+
+        let (recorder, guard) = Recorder::install();
+        let mut root = Span::root("discord.event");
+        root.set_name("/stats");
+        root.set_kind(Kind::Server);
+        root.set("discord.guild_id", u64::MAX);
+        root.set("discord.shard_id", 0_u64);
+        root.set("bus.queue_ms", 0.25);
+        root.set("zero", 0.0);
+        root.set("negative", -5_i64);
+        root.set("flags.stats_beta", true);
+        root.set("flags.off", false);
+        root.set("empty", "");
+        root.set("", "no key");
+        root.set("long", "x".repeat(300));
+        root.add_event(
+            "exception",
+            [("exception.message", RecordValue::from("the store failed"))],
+        );
+        root.add_event("", []);
+        root.set_status(RecordStatus::Error("the store failed".into()));
+        sync_scope(root.context(), || {
+            let mut query = Span::child("store.query");
+            query.set_kind(Kind::Client);
+            query.set_status(RecordStatus::Ok);
+            for n in 0..guildscope_trace::MAX_ATTRIBUTES + 2 {
+                query.set(format!("n{n}"), n as i64);
+            }
+        });
+        root.end();
+        let remote = OwnContext {
+            trace_id: guildscope_trace::TraceId::random(),
+            span_id: guildscope_trace::SpanId::random(),
+            sampled: true,
+            remote: true,
+        };
+        let mut continued = Span::child_of(remote, "continued");
+        for kind in [Kind::Producer, Kind::Consumer, Kind::Internal] {
+            continued.set_kind(kind);
+        }
+        for n in 0..guildscope_trace::MAX_EVENTS + 1 {
+            continued.add_event("tick", [("n", RecordValue::from(n as i64))]);
+        }
+        continued.end();
+        drop(guard);
+        let records = recorder.spans();
+        assert_eq!(records.len(), 3);
+
+        let scope = InstrumentationScope::builder("guildscope").build();
+        let resource = resource();
+        let mut ours = Vec::new();
+        let finished: Vec<Finished> = records
+            .iter()
+            .map(|record| Finished::Recorded(Box::new(record.clone())))
+            .collect();
+        trace_request(
+            &EncodedResource::new(&resource),
+            &scope,
+            &mut Locations::default(),
+            &finished,
+            &mut ours,
+        );
+        let theirs = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(
+                records.iter().map(|r| as_sdk(r, &scope)).collect(),
+                &ResourceAttributesWithSchema::from(&resource),
+            ),
+        }
+        .encode_to_vec();
+        assert_eq!(ours, theirs);
     }
 
     #[test]

@@ -60,40 +60,29 @@ const EXCEPTION_STACKTRACE: &str = "exception.stacktrace";
 
 /// Which traces are sampled: by trace id at the given ratio, and, when following
 /// parents, as the parent was. The SDK's `AlwaysOn`, `AlwaysOff` and
-/// `TraceIdRatioBased` samplers, wrapped in `ParentBased` or not.
+/// `TraceIdRatioBased` samplers, wrapped in `ParentBased` or not; the same decision
+/// guildscope's own spans get ([`guildscope_trace::Sampling`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Sampling {
-    ratio: f64,
-    follow_parent: bool,
-}
+pub(crate) struct Sampling(guildscope_trace::Sampling);
 
 impl Sampling {
     pub(crate) fn new(ratio: f64, parent: ParentSampling) -> Self {
-        Self {
+        Self(guildscope_trace::Sampling {
             ratio,
             follow_parent: parent == ParentSampling::Follow,
-        }
+        })
+    }
+
+    /// The same decision, for guildscope's own spans.
+    pub(crate) fn of_own_spans(self) -> guildscope_trace::Sampling {
+        self.0
     }
 
     /// Whether a span of `trace_id` is sampled, given whether its parent (if any) was.
     fn sampled(self, trace_id: TraceId, parent_sampled: Option<bool>) -> bool {
-        match parent_sampled {
-            Some(sampled) if self.follow_parent => sampled,
-            _ => by_trace_id(self.ratio, trace_id),
-        }
+        guildscope_trace::TraceId::from_bytes(trace_id.to_bytes())
+            .is_some_and(|trace_id| self.0.sampled(trace_id, parent_sampled))
     }
-}
-
-/// The SDK's `TraceIdRatioBased` decision.
-fn by_trace_id(ratio: f64, trace_id: TraceId) -> bool {
-    if ratio >= 1.0 {
-        return true;
-    }
-    let bound = (ratio.max(0.0) * (1u64 << 63) as f64) as u64;
-    let bytes = trace_id.to_bytes();
-    let mut low = [0u8; 8];
-    low.copy_from_slice(&bytes[8..]);
-    (u64::from_be_bytes(low) >> 1) < bound
 }
 
 /// A queue finished spans can be handed to: the batch processor, or a test's.
@@ -279,6 +268,18 @@ struct Parent {
 }
 
 impl Parent {
+    /// The identity one of guildscope's own spans hands its children.
+    fn of_own(context: guildscope_trace::SpanContext) -> Self {
+        Self {
+            trace_id: TraceId::from_bytes(context.trace_id.to_bytes()),
+            span_id: SpanId::from_bytes(context.span_id.to_bytes()),
+            flags: TraceFlags::default().with_sampled(context.sampled),
+            state: TraceState::NONE,
+            sampled: context.sampled,
+            remote: context.remote,
+        }
+    }
+
     fn of(context: &SpanContext) -> Self {
         Self {
             trace_id: context.trace_id(),
@@ -317,6 +318,17 @@ where
     })
 }
 
+/// The ids of guildscope's own current span ([`guildscope_trace::current`]), if any.
+pub(crate) fn own_ids() -> Option<SpanIds> {
+    guildscope_trace::current().map(|own| {
+        let parent = Parent::of_own(own);
+        SpanIds {
+            trace_id: parent.trace_id,
+            span_id: parent.span_id,
+        }
+    })
+}
+
 /// Removes the innermost entry for `id`: spans may be exited out of order.
 fn pop<T>(stack: &RefCell<Vec<(Id, T)>>, id: &Id) -> Option<T> {
     let mut stack = stack.borrow_mut();
@@ -327,7 +339,8 @@ fn pop<T>(stack: &RefCell<Vec<(Id, T)>>, id: &Id) -> Option<T> {
 impl SpanLayer {
     /// The parent a new span gets: its explicit parent if this layer sees it (a parent
     /// filtered away makes it a root), else the innermost entered span this layer
-    /// sees, unless it asked for none. A parent found here is started from now on.
+    /// sees, else the span of the current [`guildscope_trace::scope`], unless it asked
+    /// for none. A parent found here is started from now on.
     fn parent<S>(&self, attrs: &Attributes<'_>, ctx: &LayerContext<'_, S>) -> Option<Parent>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -335,7 +348,10 @@ impl SpanLayer {
         let span = if let Some(parent) = attrs.parent() {
             ctx.span(parent)?
         } else if attrs.is_contextual() {
-            ctx.lookup_current()?
+            match ctx.lookup_current() {
+                Some(span) => span,
+                None => return guildscope_trace::current().map(Parent::of_own),
+            }
         } else {
             return None;
         };
@@ -558,6 +574,37 @@ where
         {
             self.sink.push(Finished::Traced(state.finish()));
         }
+    }
+}
+
+/// A log layer (the OTLP log bridge) whose records carry the trace and span ids of
+/// guildscope's own current span ([`guildscope_trace::scope`]) when no `tracing`
+/// span has attached an OpenTelemetry context: the bridge reads the ids from the
+/// thread's current context, and this attaches one for the span while the bridge
+/// runs.
+pub(crate) struct WithOwnContext<L>(pub(crate) L);
+
+impl<S, L> Layer<S> for WithOwnContext<L>
+where
+    S: Subscriber,
+    L: Layer<S>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: LayerContext<'_, S>) {
+        let own = guildscope_trace::current()
+            .filter(|_| !Context::map_current(|current| current.has_active_span()));
+        let _attached = own.map(|own| {
+            let parent = Parent::of_own(own);
+            Context::new()
+                .with_remote_span_context(SpanContext::new(
+                    parent.trace_id,
+                    parent.span_id,
+                    parent.flags,
+                    false,
+                    TraceState::NONE,
+                ))
+                .attach()
+        });
+        self.0.on_event(event, ctx);
     }
 }
 
@@ -848,6 +895,23 @@ pub(crate) fn sampled_trace_id(span: &tracing::Span) -> Option<TraceId> {
     with_state(span, |state| {
         state.started = true;
         state.context.is_sampled().then(|| state.context.trace_id())
+    })
+    .flatten()
+}
+
+/// The context of the current `tracing` span when the layer sees it, as the parent of
+/// guildscope's own spans made inside it ([`guildscope_trace::Tracer::with_outer_parent`]).
+/// The span is started from then on.
+pub(crate) fn current_as_parent() -> Option<guildscope_trace::SpanContext> {
+    with_state(&tracing::Span::current(), |state| {
+        state.started = true;
+        let context = &state.context;
+        Some(guildscope_trace::SpanContext {
+            trace_id: guildscope_trace::TraceId::from_bytes(context.trace_id().to_bytes())?,
+            span_id: guildscope_trace::SpanId::from_bytes(context.span_id().to_bytes())?,
+            sampled: context.is_sampled(),
+            remote: false,
+        })
     })
     .flatten()
 }
@@ -1246,7 +1310,7 @@ mod tests {
                     .should_sample(None, trace_id, "s", &SpanKind::Internal, &[], &[])
                     .decision;
                 assert_eq!(
-                    by_trace_id(ratio, trace_id),
+                    Sampling::new(ratio, ParentSampling::Ignore).sampled(trace_id, None),
                     decision == opentelemetry_sdk::trace::SamplingDecision::RecordAndSample,
                     "{ratio} {trace_id}"
                 );

@@ -106,18 +106,24 @@ where
         }
         // The span the event happened in, then its ancestors.
         let mut scope = ctx.event_scope().into_iter().flatten();
-        if let Some(span) = scope.next() {
+        let span = scope.next();
+        if let Some(span) = &span {
             push_entry(&mut line, "span", &Value::from(span.name()))?;
-            if self.trace_ids == TraceIds::Include {
-                // Its ids, or its nearest traced ancestor's when it is not traced itself.
-                let traced = super::layer::ids_of(&span)
-                    .or_else(|| scope.find_map(|ancestor| super::layer::ids_of(&ancestor)));
-                if let Some(ids) = traced {
-                    let trace_id = ids.trace_id.to_string();
-                    let span_id = ids.span_id.to_string();
-                    push_entry(&mut line, "trace_id", &Value::String(trace_id))?;
-                    push_entry(&mut line, "span_id", &Value::String(span_id))?;
-                }
+        }
+        if self.trace_ids == TraceIds::Include {
+            // Its ids, or its nearest traced ancestor's when it is not traced itself,
+            // or those of guildscope's own span the event happened in.
+            let traced = span
+                .and_then(|span| {
+                    super::layer::ids_of(&span)
+                        .or_else(|| scope.find_map(|ancestor| super::layer::ids_of(&ancestor)))
+                })
+                .or_else(super::layer::own_ids);
+            if let Some(ids) = traced {
+                let trace_id = ids.trace_id.to_string();
+                let span_id = ids.span_id.to_string();
+                push_entry(&mut line, "trace_id", &Value::String(trace_id))?;
+                push_entry(&mut line, "span_id", &Value::String(span_id))?;
             }
         }
         line.push('}');

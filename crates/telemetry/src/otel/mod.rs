@@ -150,9 +150,17 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
 }
 
 /// The trace id (32 hex digits) of the current span, when traces are exported and the
-/// span is sampled: an id to show a user next to an error, which leads to the trace.
+/// span is sampled: an id to show a user next to an error, which leads to the trace. The
+/// current span is the entered `tracing` span, or else guildscope's own span of the
+/// current [`guildscope_trace::scope`].
 pub fn current_trace_id() -> Option<String> {
-    layer::sampled_trace_id(&tracing::Span::current()).map(|id| id.to_string())
+    layer::sampled_trace_id(&tracing::Span::current())
+        .map(|id| id.to_string())
+        .or_else(|| {
+            guildscope_trace::current()
+                .filter(|own| own.sampled)
+                .map(|own| own.trace_id.to_string())
+        })
 }
 
 /// OpenTelemetry operations on a `tracing` span of this pipeline. On a span the

@@ -20,12 +20,12 @@ use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::{Layer, Registry};
 
-use super::batch::{BatchProcessor, BatchSettings, SdkSpans};
+use super::batch::{BatchProcessor, BatchSettings, RecordedSpans, SdkSpans};
 use super::config::{
     OtlpEndpoint, OtlpProtocol, ParentSampling, Signal, TelemetryConfig, TelemetryError, invalid,
 };
 use super::export::{CountingLogExporter, ExportStats};
-use super::layer::{Sampling, SpanLayer, SpanSink};
+use super::layer::{Sampling, SpanLayer, SpanSink, WithOwnContext, current_as_parent};
 use super::logfmt::{Output, TraceIds, fmt_layer};
 use super::transport::OtlpSpanExporter;
 use super::{MetricsSettings, TelemetryGuard};
@@ -100,9 +100,16 @@ pub(crate) fn build_pipeline(
                         && meta.target().starts_with("guildscope")))
         })
         .with_max_level_hint(LevelFilter::DEBUG);
+        let sampling = Sampling::new(config.sample_ratio, config.parent_sampling);
+        // guildscope's own spans: found by `guildscope_trace` through this
+        // dispatcher, recorded without it, and exported with the rest.
+        let tracer =
+            guildscope_trace::Tracer::new(RecordedSpans(Arc::clone(sink)), sampling.of_own_spans())
+                .with_outer_parent(current_as_parent);
+        layers.insert(0, Box::new(tracer.layer()));
         let layer = SpanLayer::new(
             Arc::clone(sink),
-            Sampling::new(config.sample_ratio, config.parent_sampling),
+            sampling,
             // The log bridge reads the trace context from the thread's current
             // OpenTelemetry context.
             logger_provider.is_some(),
@@ -118,7 +125,7 @@ pub(crate) fn build_pipeline(
     }
     if let Some(provider) = &logger_provider {
         let events = env_filter(&config.log_filter)?;
-        let layer = OpenTelemetryTracingBridge::new(provider)
+        let layer = WithOwnContext(OpenTelemetryTracingBridge::new(provider))
             .with_filter(events.and(filter_fn(|meta| !is_exporter_target(meta.target()))));
         layers.push(Box::new(layer));
     }

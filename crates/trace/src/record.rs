@@ -1,0 +1,278 @@
+//! What a finished span is: a plain record an exporter reads. Recording writes
+//! values into it as they are, and all encoding happens on the exporter's side,
+//! off the thread that ran the span.
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use crate::{SpanContext, SpanId};
+
+/// The most attributes a span keeps, as the OpenTelemetry SDK's default limit;
+/// more are dropped and counted.
+pub const MAX_ATTRIBUTES: usize = 128;
+
+/// The most events a span keeps; more are dropped and counted.
+pub const MAX_EVENTS: usize = 128;
+
+/// Attributes kept in the record itself; a span with more keeps the rest in a
+/// second allocation.
+const INLINE_ATTRIBUTES: usize = 14;
+
+/// An attribute's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `true` or `false`.
+    Bool(bool),
+    /// A signed integer.
+    I64(i64),
+    /// A floating-point number.
+    F64(f64),
+    /// An unsigned integer, exported as its decimal text: OTLP has no unsigned
+    /// integers, and a Discord snowflake may not fit an `i64`.
+    U64(u64),
+    /// Text.
+    Str(Cow<'static, str>),
+}
+
+impl From<bool> for Value {
+    fn from(value: bool) -> Self {
+        Self::Bool(value)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(value: i64) -> Self {
+        Self::I64(value)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(value: f64) -> Self {
+        Self::F64(value)
+    }
+}
+
+impl From<u64> for Value {
+    fn from(value: u64) -> Self {
+        Self::U64(value)
+    }
+}
+
+impl From<&'static str> for Value {
+    fn from(value: &'static str) -> Self {
+        Self::Str(Cow::Borrowed(value))
+    }
+}
+
+impl From<String> for Value {
+    fn from(value: String) -> Self {
+        Self::Str(Cow::Owned(value))
+    }
+}
+
+impl From<Cow<'static, str>> for Value {
+    fn from(value: Cow<'static, str>) -> Self {
+        Self::Str(value)
+    }
+}
+
+/// One attribute: a key and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribute {
+    /// The key, `discord.guild_id` say.
+    pub key: Cow<'static, str>,
+    /// The value.
+    pub value: Value,
+}
+
+impl Attribute {
+    /// A free slot of the inline storage.
+    const EMPTY: Self = Self {
+        key: Cow::Borrowed(""),
+        value: Value::Bool(false),
+    };
+}
+
+/// A span's attributes in the order they were first set; setting a key again
+/// replaces its value. The first few live in the record itself, so a typical
+/// span costs one allocation whole.
+#[derive(Debug, Clone)]
+pub struct Attributes {
+    inline: [Attribute; INLINE_ATTRIBUTES],
+    len: usize,
+    more: Vec<Attribute>,
+    dropped: u32,
+}
+
+impl Default for Attributes {
+    fn default() -> Self {
+        Self {
+            inline: [const { Attribute::EMPTY }; INLINE_ATTRIBUTES],
+            len: 0,
+            more: Vec::new(),
+            dropped: 0,
+        }
+    }
+}
+
+impl Attributes {
+    /// Sets `key` to `value`: replaces the value of a key already set, else adds
+    /// it, or counts it as dropped past [`MAX_ATTRIBUTES`].
+    pub fn set(&mut self, key: Cow<'static, str>, value: Value) {
+        if let Some(attribute) = self.iter_mut().find(|a| a.key == key) {
+            attribute.value = value;
+            return;
+        }
+        if self.len < INLINE_ATTRIBUTES {
+            self.inline[self.len] = Attribute { key, value };
+            self.len += 1;
+        } else if self.len + self.more.len() < MAX_ATTRIBUTES {
+            self.more.push(Attribute { key, value });
+        } else {
+            self.dropped = self.dropped.saturating_add(1);
+        }
+    }
+
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.iter().find(|a| a.key == key).map(|a| &a.value)
+    }
+
+    /// The attributes, in the order they were first set.
+    pub fn iter(&self) -> impl Iterator<Item = &Attribute> {
+        self.inline[..self.len].iter().chain(self.more.iter())
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Attribute> {
+        self.inline[..self.len]
+            .iter_mut()
+            .chain(self.more.iter_mut())
+    }
+
+    /// How many are kept.
+    pub fn len(&self) -> usize {
+        self.len + self.more.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many were dropped past the limit.
+    pub fn dropped(&self) -> u32 {
+        self.dropped
+    }
+}
+
+/// Something that happened at a moment within a span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// What happened (`exception`, or a short sentence).
+    pub name: Cow<'static, str>,
+    /// When.
+    pub time: SystemTime,
+    /// Its details.
+    pub attributes: Vec<Attribute>,
+}
+
+/// What kind of work a span is, as OpenTelemetry names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// Work inside the process. The default.
+    #[default]
+    Internal,
+    /// Handling a request from outside (a command).
+    Server,
+    /// A request to another service (Discord's REST API, the database).
+    Client,
+    /// Handing work to a queue.
+    Producer,
+    /// Taking work from a queue.
+    Consumer,
+}
+
+/// How a span ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Status {
+    /// Not said. The default.
+    #[default]
+    Unset,
+    /// It did what it was for.
+    Ok,
+    /// It failed, with a short description (an error kind, never user content).
+    Error(Cow<'static, str>),
+}
+
+/// A finished span, as the exporter receives it.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Its own ids, and whether its trace is sampled (always, once finished:
+    /// spans of unsampled traces are never recorded).
+    pub context: SpanContext,
+    /// Its parent's span id; `None` for the root of a trace.
+    pub parent: Option<SpanId>,
+    /// Whether the parent is in another process.
+    pub parent_is_remote: bool,
+    /// Its name.
+    pub name: Cow<'static, str>,
+    /// Its kind.
+    pub kind: Kind,
+    /// When it started.
+    pub start: SystemTime,
+    /// When it ended.
+    pub end: SystemTime,
+    /// Its attributes.
+    pub attributes: Attributes,
+    /// What happened during it, in order.
+    pub events: Vec<Event>,
+    /// Events dropped past [`MAX_EVENTS`].
+    pub dropped_events: u32,
+    /// How it ended.
+    pub status: Status,
+}
+
+impl Record {
+    /// The value of attribute `key`, if set.
+    pub fn attribute(&self, key: &str) -> Option<&Value> {
+        self.attributes.get(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::{Attributes, INLINE_ATTRIBUTES, MAX_ATTRIBUTES, Value};
+
+    #[test]
+    fn setting_a_key_again_replaces_its_value_in_place() {
+        let mut attributes = Attributes::default();
+        attributes.set("a".into(), Value::I64(1));
+        attributes.set("b".into(), Value::Bool(true));
+        attributes.set("a".into(), Value::I64(2));
+        let seen: Vec<_> = attributes
+            .iter()
+            .map(|a| (a.key.as_ref(), a.value.clone()))
+            .collect();
+        assert_eq!(seen, [("a", Value::I64(2)), ("b", Value::Bool(true))]);
+    }
+
+    #[test]
+    fn attributes_past_the_inline_room_are_kept_and_past_the_limit_counted() {
+        let mut attributes = Attributes::default();
+        for n in 0..MAX_ATTRIBUTES + 3 {
+            attributes.set(Cow::Owned(format!("k{n}")), Value::U64(n as u64));
+        }
+        assert_eq!(attributes.len(), MAX_ATTRIBUTES);
+        assert_eq!(attributes.dropped(), 3);
+        assert_eq!(
+            attributes.get(&format!("k{}", INLINE_ATTRIBUTES + 1)),
+            Some(&Value::U64(INLINE_ATTRIBUTES as u64 + 1))
+        );
+        assert_eq!(attributes.get("k0"), Some(&Value::U64(0)));
+        assert_eq!(attributes.get(&format!("k{MAX_ATTRIBUTES}")), None);
+        let order: Vec<String> = attributes.iter().map(|a| a.key.to_string()).collect();
+        assert_eq!(order[INLINE_ATTRIBUTES], format!("k{INLINE_ATTRIBUTES}"));
+    }
+}

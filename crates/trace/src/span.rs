@@ -1,0 +1,231 @@
+//! [`Span`]: one operation of a trace, recorded as it runs and handed to the
+//! tracer's sink, whole, when it ends.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::record::{Attribute, Attributes, Event, Kind, MAX_EVENTS, Record, Status, Value};
+use crate::tracer::Tracer;
+use crate::{SpanId, TraceId, scope};
+
+/// What identifies a span to its children and to other services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanContext {
+    /// The trace it belongs to.
+    pub trace_id: TraceId,
+    /// The span itself.
+    pub span_id: SpanId,
+    /// Whether its trace is sampled (recorded and exported).
+    pub sampled: bool,
+    /// Whether it lives in another process (a parent from a `traceparent`).
+    pub remote: bool,
+}
+
+/// One operation of a trace.
+///
+/// Made with [`root`](Self::root), [`child`](Self::child) or
+/// [`child_of`](Self::child_of); set its attributes, status and events as the
+/// work goes; it ends when dropped (or [`end`](Self::end)ed) and goes to the
+/// tracer's sink then. Children made inside a [`scope`](crate::scope) of its
+/// context are its children.
+///
+/// A span is recorded only when the current `tracing` dispatcher carries a
+/// tracer ([`Tracer::layer`]) and its trace is sampled. Otherwise every method
+/// does nothing: a span with no tracer costs a lookup, and one of an unsampled
+/// trace carries only its context, so its children stay unsampled too.
+pub struct Span {
+    context: Option<SpanContext>,
+    live: Option<Live>,
+}
+
+/// A recorded span's record and where it goes when it ends.
+struct Live {
+    record: Box<Record>,
+    tracer: Arc<Tracer>,
+}
+
+impl Span {
+    /// A span that records nothing and has no context.
+    pub const fn none() -> Self {
+        Self {
+            context: None,
+            live: None,
+        }
+    }
+
+    /// The first span of a new trace, whatever scope it is made in.
+    pub fn root(name: &'static str) -> Self {
+        match Tracer::current() {
+            Some(tracer) => Self::start(tracer, name, None),
+            None => Self::none(),
+        }
+    }
+
+    /// A child of the current scope's span ([`scope::current`]); outside any
+    /// scope, of the span the tracer's outer parent names, if any; else the
+    /// first span of a new trace.
+    pub fn child(name: &'static str) -> Self {
+        let Some(tracer) = Tracer::current() else {
+            return Self::none();
+        };
+        let parent = scope::current().or_else(|| tracer.outer_parent());
+        Self::start(tracer, name, parent)
+    }
+
+    /// A child of `parent`, which may be in another process.
+    pub fn child_of(parent: SpanContext, name: &'static str) -> Self {
+        match Tracer::current() {
+            Some(tracer) => Self::start(tracer, name, Some(parent)),
+            None => Self::none(),
+        }
+    }
+
+    fn start(tracer: Arc<Tracer>, name: &'static str, parent: Option<SpanContext>) -> Self {
+        let sampling = tracer.sampling();
+        let (trace_id, sampled) = match parent {
+            Some(parent) => (
+                parent.trace_id,
+                sampling.sampled(parent.trace_id, Some(parent.sampled)),
+            ),
+            None => {
+                let trace_id = TraceId::random();
+                (trace_id, sampling.sampled(trace_id, None))
+            }
+        };
+        let context = SpanContext {
+            trace_id,
+            span_id: SpanId::random(),
+            sampled,
+            remote: false,
+        };
+        let live = sampled.then(|| Live {
+            record: Box::new(Record {
+                context,
+                parent: parent.map(|p| p.span_id),
+                parent_is_remote: parent.is_some_and(|p| p.remote),
+                name: Cow::Borrowed(name),
+                kind: Kind::Internal,
+                start: SystemTime::now(),
+                end: UNIX_EPOCH,
+                attributes: Attributes::default(),
+                events: Vec::new(),
+                dropped_events: 0,
+                status: Status::Unset,
+            }),
+            tracer,
+        });
+        Self {
+            context: Some(context),
+            live,
+        }
+    }
+
+    /// Its context, to make children with or hand to another service; `None`
+    /// when no tracer was there to make it.
+    pub fn context(&self) -> Option<SpanContext> {
+        self.context
+    }
+
+    /// Its trace id when the trace is sampled: an id to show a user beside an
+    /// error, which leads to the trace.
+    pub fn sampled_trace_id(&self) -> Option<TraceId> {
+        self.context
+            .filter(|context| context.sampled)
+            .map(|context| context.trace_id)
+    }
+
+    /// Whether it is recorded (a tracer made it and its trace is sampled).
+    pub fn is_recording(&self) -> bool {
+        self.live.is_some()
+    }
+
+    fn record(&mut self) -> Option<&mut Record> {
+        self.live.as_mut().map(|live| &mut *live.record)
+    }
+
+    /// Sets attribute `key`, replacing its value if it has one.
+    pub fn set(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
+        if let Some(record) = self.record() {
+            record.attributes.set(key.into(), value.into());
+        }
+    }
+
+    /// Renames it (a command's root span takes the command's name).
+    pub fn set_name(&mut self, name: impl Into<Cow<'static, str>>) {
+        if let Some(record) = self.record() {
+            record.name = name.into();
+        }
+    }
+
+    /// Sets its kind.
+    pub fn set_kind(&mut self, kind: Kind) {
+        if let Some(record) = self.record() {
+            record.kind = kind;
+        }
+    }
+
+    /// Sets how it ended. An `Ok` is final, as OpenTelemetry has it: later
+    /// statuses are ignored.
+    pub fn set_status(&mut self, status: Status) {
+        if let Some(record) = self.record()
+            && record.status != Status::Ok
+        {
+            record.status = status;
+        }
+    }
+
+    /// Notes that something happened now.
+    pub fn add_event(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        attributes: impl IntoIterator<Item = (&'static str, Value)>,
+    ) {
+        if let Some(record) = self.record() {
+            if record.events.len() >= MAX_EVENTS {
+                record.dropped_events = record.dropped_events.saturating_add(1);
+                return;
+            }
+            record.events.push(Event {
+                name: name.into(),
+                time: SystemTime::now(),
+                attributes: attributes
+                    .into_iter()
+                    .map(|(key, value)| Attribute {
+                        key: Cow::Borrowed(key),
+                        value,
+                    })
+                    .collect(),
+            });
+        }
+    }
+
+    /// Ends it now; dropping it does the same.
+    pub fn end(self) {}
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        if let Some(Live { mut record, tracer }) = self.live.take() {
+            record.end = SystemTime::now();
+            tracer.finished(record);
+        }
+    }
+}
+
+impl Default for Span {
+    fn default() -> Self {
+        Self::none()
+    }
+}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("Span");
+        if let Some(live) = &self.live {
+            debug.field("name", &live.record.name);
+        }
+        debug.field("context", &self.context).finish()
+    }
+}
