@@ -5,8 +5,9 @@
 //! registry, every layer and every per-layer filter; most of what telemetry cost
 //! a command was there. A [`Span`] here is a plain [`Record`] owned by the code
 //! that runs it: setting an attribute is a write into the record, and the
-//! finished record goes to the tracer's [`Sink`] whole, in one hand-off. The
-//! exporter (`guildscope-telemetry`) encodes it on a thread of its own.
+//! finished record goes to the tracer's [`Sink`] whole, in one call on the
+//! thread where it ended. The exporter (`guildscope-telemetry`) encodes it there,
+//! into a buffer of that thread's, while the record is still in its cache.
 //!
 //! Parents are found through a task-local [`scope`]: a command runs inside its
 //! root span's scope, and the REST call, flag check or query it makes deep down

@@ -15,8 +15,8 @@ pub struct Recorder {
 }
 
 impl Sink for Recorder {
-    fn finished(&self, record: Box<Record>) {
-        self.lock().push(*record);
+    fn finished(&self, record: &Record) {
+        self.lock().push(record.clone());
     }
 }
 

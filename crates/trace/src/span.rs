@@ -209,7 +209,7 @@ impl Drop for Span {
     fn drop(&mut self) {
         if let Some(Live { mut record, tracer }) = self.live.take() {
             record.end = SystemTime::now();
-            tracer.finished(record);
+            tracer.finished(&record);
         }
     }
 }

@@ -13,11 +13,12 @@ use tracing_subscriber::layer::Context;
 
 use crate::{Record, SpanContext, TraceId};
 
-/// Takes finished spans. It must not wait: an exporter queues the span, or drops
-/// and counts it when its queue is full.
+/// Takes finished spans, on the thread where each ends. It must not wait: an
+/// exporter encodes or queues the span, or drops and counts it when its queue is
+/// full. The record is lent: what the sink keeps, it copies.
 pub trait Sink: Send + Sync + 'static {
     /// A span has ended.
-    fn finished(&self, record: Box<Record>);
+    fn finished(&self, record: &Record);
 }
 
 /// Which traces are sampled: by trace id at `ratio`, and, when `follow_parent`
@@ -115,7 +116,7 @@ impl Tracer {
         self.outer.and_then(|outer| outer())
     }
 
-    pub(crate) fn finished(&self, record: Box<Record>) {
+    pub(crate) fn finished(&self, record: &Record) {
         self.sink.finished(record);
     }
 

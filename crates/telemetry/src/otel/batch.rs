@@ -5,10 +5,12 @@
 //! once it is handed over (a full queue drops it, and it is never exported), then
 //! exported or part of a failed export.
 //!
-//! What it carries differs: guildscope's own spans arrive as plain records
-//! ([`guildscope_trace::Record`]), spans from the span layer with their attributes
+//! What it carries differs: spans from the span layer arrive with their attributes
 //! already encoded ([`TracedSpan`]), spans made with the OpenTelemetry API as SDK span
-//! data; the exporter writes them all into one request.
+//! data; the exporter writes both into one request. guildscope's own spans do not go
+//! through the queue: they wait encoded in their threads' buffers ([`OwnSpans`]),
+//! which the thread takes whole at each export and sends in requests of their own,
+//! and a thread's buffer is bounded the way the queue is.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
@@ -24,6 +26,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
 use super::config::Signal;
 use super::encode::TracedSpan;
 use super::export::ExportStats;
+use super::own::{OwnSpans, cut};
 use super::transport::OtlpSpanExporter;
 
 /// How long a flush waits for the batch thread, as in the SDK.
@@ -35,8 +38,6 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 // boxing them would add an allocation per span.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Finished {
-    /// guildscope's own, from [`guildscope_trace::Span`].
-    Recorded(Box<guildscope_trace::Record>),
     /// From the span layer.
     Traced(TracedSpan),
     /// From the OpenTelemetry API, through the SDK tracer provider.
@@ -62,6 +63,8 @@ pub(crate) struct BatchSettings {
 #[derive(Debug)]
 pub(crate) struct BatchProcessor {
     spans: SyncSender<Finished>,
+    /// guildscope's own spans, waiting encoded in their threads' buffers.
+    own: Arc<OwnSpans>,
     control: SyncSender<Control>,
     /// Spans queued and not yet taken by the thread.
     queued: Arc<AtomicUsize>,
@@ -83,9 +86,14 @@ impl BatchProcessor {
         let (control, orders) = sync_channel(64);
         let queued = Arc::new(AtomicUsize::new(0));
         let export_asked = Arc::new(AtomicBool::new(false));
+        let own = Arc::new(OwnSpans::new(settings.max_queue_size));
+        stats.set_own_spans(Arc::clone(&own));
         let worker = Worker {
             exporter,
             queue,
+            own: Arc::clone(&own),
+            spares: Vec::new(),
+            own_bytes: Vec::new(),
             orders,
             queued: Arc::clone(&queued),
             export_asked: Arc::clone(&export_asked),
@@ -99,6 +107,7 @@ impl BatchProcessor {
             .ok();
         Self {
             spans,
+            own,
             control,
             queued,
             export_asked,
@@ -114,17 +123,35 @@ impl BatchProcessor {
         let before = self.queued.fetch_add(1, Ordering::AcqRel);
         match self.spans.try_send(span) {
             Ok(()) => {
-                if before + 1 >= self.max_export_batch_size
-                    && !self.export_asked.swap(true, Ordering::AcqRel)
-                    && self.control.try_send(Control::Export).is_err()
-                {
-                    self.export_asked.store(false, Ordering::Release);
+                if before + 1 >= self.max_export_batch_size {
+                    self.ask_for_export();
                 }
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.queued.fetch_sub(1, Ordering::AcqRel);
                 self.stats.span_dropped();
             }
+        }
+    }
+
+    /// Encodes one of guildscope's own spans into this thread's buffer, or drops
+    /// and counts it when the buffer is full. Never waits.
+    pub(crate) fn push_own(&self, record: &guildscope_trace::Record) {
+        if self
+            .own
+            .push(record)
+            .is_some_and(|waiting| waiting >= self.max_export_batch_size)
+        {
+            self.ask_for_export();
+        }
+    }
+
+    /// Asks the thread for an export, unless it has been asked already.
+    fn ask_for_export(&self) {
+        if !self.export_asked.swap(true, Ordering::AcqRel)
+            && self.control.try_send(Control::Export).is_err()
+        {
+            self.export_asked.store(false, Ordering::Release);
         }
     }
 
@@ -169,6 +196,10 @@ impl super::layer::SpanQueue for BatchProcessor {
         BatchProcessor::push(self, span);
     }
 
+    fn push_own(&self, record: &guildscope_trace::Record) {
+        BatchProcessor::push_own(self, record);
+    }
+
     fn force_flush(&self) -> OTelSdkResult {
         BatchProcessor::force_flush(self)
     }
@@ -210,8 +241,8 @@ impl SpanProcessor for SdkSpans {
 pub(crate) struct RecordedSpans(pub(crate) Arc<super::layer::SpanSink>);
 
 impl guildscope_trace::Sink for RecordedSpans {
-    fn finished(&self, record: Box<guildscope_trace::Record>) {
-        self.0.push(Finished::Recorded(record));
+    fn finished(&self, record: &guildscope_trace::Record) {
+        self.0.push_own(record);
     }
 }
 
@@ -219,6 +250,11 @@ impl guildscope_trace::Sink for RecordedSpans {
 struct Worker {
     exporter: OtlpSpanExporter,
     queue: Receiver<Finished>,
+    own: Arc<OwnSpans>,
+    /// Emptied thread buffers, swapped in for full ones.
+    spares: Vec<Vec<u8>>,
+    /// guildscope's own spans taken from the threads, not yet exported.
+    own_bytes: Vec<u8>,
     orders: Receiver<Control>,
     queued: Arc<AtomicUsize>,
     export_asked: Arc<AtomicBool>,
@@ -285,7 +321,25 @@ impl Worker {
             self.batch.clear();
             self.queued.fetch_sub(count, Ordering::AcqRel);
         }
+        let own = self.export_own(last_export);
         *last_export = Instant::now();
+        if own.is_err() { own } else { result }
+    }
+
+    /// Exports guildscope's own spans waiting in the threads' buffers when called,
+    /// in batches; the last batch's result.
+    fn export_own(&mut self, last_export: &mut Instant) -> OTelSdkResult {
+        self.own_bytes.clear();
+        self.own.drain(&mut self.spares, &mut self.own_bytes);
+        let mut result = Ok(());
+        let mut at = 0;
+        while at < self.own_bytes.len() {
+            let (len, count) = cut(&self.own_bytes[at..], self.settings.max_export_batch_size);
+            *last_export = Instant::now();
+            result = self.exporter.export_own(&self.own_bytes[at..at + len]);
+            self.stats.record(Signal::Traces, count as u64, &result);
+            at += len;
+        }
         result
     }
 }

@@ -12,8 +12,9 @@
 //! already: the layer writes each attribute's `KeyValue` message into the span's
 //! buffer as it is recorded, so a recorded value is never held as a string of its
 //! own, and exporting the span copies those bytes into the request. guildscope's own
-//! spans ([`guildscope_trace::Record`]) arrive as plain values and are encoded here,
-//! on the export thread, in one pass.
+//! spans ([`guildscope_trace::Record`]) are encoded whole as they end ([`own_span`]),
+//! on the thread that ran them, and a request is built around those bytes
+//! ([`own_request`]).
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -68,7 +69,7 @@ impl EncodedResource {
 }
 
 /// Appends the `ExportTraceServiceRequest` for `spans` to `out`; spans from the span
-/// layer and guildscope's own spans belong to `traced_scope`.
+/// layer belong to `traced_scope`.
 pub(crate) fn trace_request(
     resource: &EncodedResource,
     traced_scope: &InstrumentationScope,
@@ -81,7 +82,7 @@ pub(crate) fn trace_request(
         traced: &'a InstrumentationScope,
     ) -> &'a InstrumentationScope {
         match span {
-            Finished::Traced(_) | Finished::Recorded(_) => traced,
+            Finished::Traced(_) => traced,
             Finished::Sdk(data) => &data.instrumentation_scope,
         }
     }
@@ -105,9 +106,6 @@ pub(crate) fn trace_request(
                 for span in spans.iter().filter(|s| scope_of(s, traced_scope) == *scope) {
                     match span {
                         Finished::Traced(span) => traced_span(out, span, locations, &mut scratch),
-                        Finished::Recorded(record) => {
-                            message(out, 2, |out| record_body(out, record))
-                        }
                         Finished::Sdk(data) => message(out, 2, |out| span_body(out, data)),
                     }
                 }
@@ -118,6 +116,56 @@ pub(crate) fn trace_request(
         }
         string(out, 3, &resource.schema_url);
     });
+}
+
+/// Appends the `ExportTraceServiceRequest` for guildscope's own spans, `spans` being
+/// their `Span` messages as [`own_span`] wrote them, all of `scope`.
+pub(crate) fn own_request(
+    resource: &EncodedResource,
+    scope: &InstrumentationScope,
+    spans: &[u8],
+    out: &mut Vec<u8>,
+) {
+    message(out, 1, |out| {
+        message(out, 1, |out| {
+            out.extend_from_slice(&resource.body);
+        });
+        message(out, 2, |out| {
+            message(out, 1, |out| instrumentation_scope(out, scope));
+            out.extend_from_slice(spans);
+            if let Some(schema_url) = scope.schema_url() {
+                string(out, 3, schema_url);
+            }
+        });
+        string(out, 3, &resource.schema_url);
+    });
+}
+
+/// Appends one of guildscope's own spans to `out`, as field 2 of `ScopeSpans`.
+pub(crate) fn own_span(out: &mut Vec<u8>, record: &Record) {
+    message(out, 2, |out| record_body(out, record));
+}
+
+/// Where the length-delimited field starting at `at` ends, reading its tag and its
+/// length; `None` when `bytes` do not hold a whole one.
+pub(crate) fn field_end(bytes: &[u8], at: usize) -> Option<usize> {
+    fn read_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *bytes.get(*at)?;
+            *at += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    let mut at = at;
+    read_varint(bytes, &mut at)?;
+    let len = usize::try_from(read_varint(bytes, &mut at)?).ok()?;
+    let end = at.checked_add(len)?;
+    (end <= bytes.len()).then_some(end)
 }
 
 /// Appends the `ExportTraceServiceRequest` for SDK span data alone.
@@ -1054,18 +1102,20 @@ mod tests {
 
         let scope = InstrumentationScope::builder("guildscope").build();
         let resource = resource();
+        let mut spans = Vec::new();
+        for record in &records {
+            own_span(&mut spans, record);
+        }
+        // The spans can be told apart again, and a cut-off one is not whole.
+        let mut at = 0;
+        for _ in &records {
+            at = field_end(&spans, at).unwrap();
+        }
+        assert_eq!(at, spans.len());
+        let last = (0..records.len() - 1).fold(0, |at, _| field_end(&spans, at).unwrap());
+        assert_eq!(field_end(&spans[..spans.len() - 1], last), None);
         let mut ours = Vec::new();
-        let finished: Vec<Finished> = records
-            .iter()
-            .map(|record| Finished::Recorded(Box::new(record.clone())))
-            .collect();
-        trace_request(
-            &EncodedResource::new(&resource),
-            &scope,
-            &mut Locations::default(),
-            &finished,
-            &mut ours,
-        );
+        own_request(&EncodedResource::new(&resource), &scope, &spans, &mut ours);
         let theirs = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(
                 records.iter().map(|r| as_sdk(r, &scope)).collect(),

@@ -19,6 +19,7 @@ use opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use tracing::dispatcher::WeakDispatch;
 
 use super::config::Signal;
+use super::own::OwnSpans;
 
 /// How often, at most, a failing export is logged (per signal).
 pub(crate) const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(30);
@@ -72,6 +73,9 @@ pub(crate) struct ExportStats {
     /// The pipeline's own dispatcher: warnings from the exporter threads go to it even
     /// when it is not the global default (as in tests using `with_default`).
     dispatch: OnceLock<WeakDispatch>,
+    /// guildscope's own spans, which count what ended and was dropped in their
+    /// threads' buffers.
+    own_spans: OnceLock<Arc<OwnSpans>>,
 }
 
 /// Failures since the last warning, and when that warning was.
@@ -92,12 +96,19 @@ impl fmt::Debug for ExportStats {
 
 impl ExportStats {
     pub(crate) fn span_counts(&self) -> SpanCounts {
+        let (own_ended, own_dropped) = self.own_spans.get().map_or((0, 0), |own| own.counts());
         SpanCounts {
-            ended: self.spans_ended.load(Ordering::Relaxed),
+            ended: self.spans_ended.load(Ordering::Relaxed) + own_ended,
             exported: self.spans_exported.load(Ordering::Relaxed),
             export_failures: self.spans_failed.load(Ordering::Relaxed),
-            dropped: self.spans_dropped.load(Ordering::Relaxed),
+            dropped: self.spans_dropped.load(Ordering::Relaxed) + own_dropped,
         }
+    }
+
+    /// Counts guildscope's own spans too, from their threads' buffers.
+    pub(crate) fn set_own_spans(&self, own: Arc<OwnSpans>) {
+        // Set once, by the one batch processor of the pipeline.
+        let _ = self.own_spans.set(own);
     }
 
     /// Log records exported and log records in failed exports.

@@ -89,6 +89,8 @@ impl Sampling {
 pub(crate) trait SpanQueue: Send + Sync + fmt::Debug {
     /// Takes a sampled span, or drops it. Never waits.
     fn push(&self, span: Finished);
+    /// Takes one of guildscope's own spans, or drops it. Never waits.
+    fn push_own(&self, record: &guildscope_trace::Record);
     /// Exports what is queued.
     fn force_flush(&self) -> OTelSdkResult;
     /// Exports what is queued and stops.
@@ -120,6 +122,12 @@ impl SpanSink {
     pub(crate) fn push(&self, span: Finished) {
         if self.open.load(Ordering::Relaxed) {
             self.queue.push(span);
+        }
+    }
+
+    pub(crate) fn push_own(&self, record: &guildscope_trace::Record) {
+        if self.open.load(Ordering::Relaxed) {
+            self.queue.push_own(record);
         }
     }
 
@@ -967,6 +975,8 @@ mod tests {
         fn push(&self, span: Finished) {
             self.0.lock().unwrap().push(span);
         }
+
+        fn push_own(&self, _record: &guildscope_trace::Record) {}
 
         fn force_flush(&self) -> OTelSdkResult {
             Ok(())

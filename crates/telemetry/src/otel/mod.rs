@@ -40,6 +40,8 @@
 //! - `pipeline.rs`: the filter, the layers, the providers and the OTLP exporters.
 //! - `layer.rs`: the span layer, sampling, and the span operations of [`SpanExt`].
 //! - `encode.rs`: OTLP trace requests encoded from span data.
+//! - `own.rs`: guildscope's own spans, encoded where they end into buffers of their
+//!   threads', taken whole by the batch processor.
 //! - `batch.rs`: the span batch processor: the bounded queue and the export thread.
 //! - `transport.rs`: sending OTLP requests over gRPC and HTTP, timeouts and retries; the
 //!   span exporter.
@@ -58,6 +60,7 @@ mod export;
 mod layer;
 mod logfmt;
 mod metrics_export;
+mod own;
 mod pipeline;
 mod transport;
 

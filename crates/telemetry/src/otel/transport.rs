@@ -233,6 +233,16 @@ impl OtlpSpanExporter {
         self.client.export_blocking(body)
     }
 
+    /// Exports guildscope's own spans, `spans` being their encoded `Span` messages.
+    pub(crate) fn export_own(&self, spans: &[u8]) -> OTelSdkResult {
+        if self.shut_down.load(Ordering::Relaxed) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        let mut body = Vec::with_capacity(spans.len() + 1024);
+        encode::own_request(&self.resource, &self.scope, spans, &mut body);
+        self.client.export_blocking(body)
+    }
+
     /// Refuses further exports.
     pub(crate) fn shutdown(&self) {
         self.shut_down.store(true, Ordering::Relaxed);
