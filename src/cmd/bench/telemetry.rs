@@ -60,6 +60,9 @@ const OTLP_ENDPOINT_VAR: &str = "GUILDSCOPE_BENCH_OTLP_ENDPOINT";
 /// The StatsD address the parent hands a phase (the socket it counts on).
 const STATSD_ADDR_VAR: &str = "GUILDSCOPE_BENCH_STATSD_ADDR";
 
+/// Set by the parent: the phase waits between its commands and its firehose.
+const PAIRED_VAR: &str = "GUILDSCOPE_BENCH_PAIRED";
+
 /// What one child process measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PhaseResult {
@@ -117,50 +120,36 @@ async fn rounds(args: &BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
     let mut off = Vec::new();
     let mut on = Vec::new();
     for round in 0..args.rounds.max(1) {
-        // Alternate which goes first, so drift on the machine hits both.
-        let order = if round % 2 == 0 {
-            [TelemetryPhase::Off, TelemetryPhase::On]
-        } else {
-            [TelemetryPhase::On, TelemetryPhase::Off]
-        };
-        for phase in order {
-            let mut command = std::process::Command::new(&exe);
-            command
-                .args(["bench", "telemetry", "--phase", phase.as_str()])
-                .args(["--messages", &args.messages.to_string()])
-                .args(["--command-rate", &args.command_rate.to_string()])
-                .args(["--commands", &args.commands.to_string()])
-                .args(["--exporters", &exporters_arg(&args.exporters)])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit());
-            let peers = match phase {
-                TelemetryPhase::On => {
-                    let peers = Peers::start().await?;
-                    command
-                        .env(OTLP_ENDPOINT_VAR, peers.otlp.grpc_endpoint())
-                        .env(STATSD_ADDR_VAR, peers.statsd_addr.to_string());
-                    Some(peers)
-                }
-                TelemetryPhase::Off => None,
-            };
-            let output = tokio::task::spawn_blocking(move || command.output())
-                .await
-                .context("while running a benchmark phase")?
-                .context("while running a benchmark phase")?;
-            if !output.status.success() {
-                bail!("the {} phase failed ({})", phase.as_str(), output.status);
-            }
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            let line = stdout.lines().last().unwrap_or_default();
-            let mut result: PhaseResult = serde_json::from_str(line)
-                .with_context(|| format!("while reading the phase's result {line:?}"))?;
-            if let Some(peers) = peers {
+        // Both sides run their commands at the same time, so both meet the
+        // same machine: its speed drifts between processes by more than the
+        // overhead measured. Each then runs its firehose alone (it saturates
+        // the machine), the side going first alternating between rounds.
+        let peers = Peers::start().await?;
+        let mut sides = [
+            Child::spawn(&exe, args, TelemetryPhase::Off, None)?,
+            Child::spawn(&exe, args, TelemetryPhase::On, Some(&peers))?,
+        ];
+        for side in &mut sides {
+            side.wait_for(COMMANDS_DONE)?;
+        }
+        if round % 2 == 1 {
+            sides.reverse();
+        }
+        let mut results = Vec::new();
+        for side in sides {
+            let phase = side.phase;
+            let mut result = side.finish()?;
+            if phase == TelemetryPhase::On {
                 // The child flushed its spans before it exited.
                 result.spans_received = peers.otlp.spans().len() as u64;
                 result.statsd_datagrams = peers.datagrams.load(Ordering::Relaxed);
                 result.metric_exports = metric_exports(&peers.otlp);
-                peers.stop().await;
             }
+            results.push((phase, result));
+        }
+        peers.stop().await;
+        results.sort_by_key(|(phase, _)| *phase == TelemetryPhase::On);
+        for (phase, result) in results {
             eprintln!(
                 "round {} {:<3}: {:>8.0} msg/s, command p50 {} µs p99 {} µs, CPU {:.1} µs (bot {:.1}, simulator {:.1}), spans {}/{} exported",
                 round + 1,
@@ -182,6 +171,90 @@ async fn rounds(args: &BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
     }
     report(args, &off, &on);
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a child prints once its commands are done; it then waits for a line
+/// on its standard input before its firehose.
+const COMMANDS_DONE: &str = "commands done";
+
+/// One side of a round, running in a child process.
+struct Child {
+    phase: TelemetryPhase,
+    process: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Child {
+    fn spawn(
+        exe: &std::path::Path,
+        args: &BenchTelemetryArgs,
+        phase: TelemetryPhase,
+        peers: Option<&Peers>,
+    ) -> anyhow::Result<Self> {
+        let mut command = std::process::Command::new(exe);
+        command
+            .args(["bench", "telemetry", "--phase", phase.as_str()])
+            .args(["--messages", &args.messages.to_string()])
+            .args(["--command-rate", &args.command_rate.to_string()])
+            .args(["--commands", &args.commands.to_string()])
+            .args(["--exporters", &exporters_arg(&args.exporters)])
+            .env(PAIRED_VAR, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(peers) = peers {
+            command
+                .env(OTLP_ENDPOINT_VAR, peers.otlp.grpc_endpoint())
+                .env(STATSD_ADDR_VAR, peers.statsd_addr.to_string());
+        }
+        let mut process = command
+            .spawn()
+            .context("while starting a benchmark phase")?;
+        let stdin = process.stdin.take();
+        let stdout = process
+            .stdout
+            .take()
+            .context("the benchmark phase has no standard output")?;
+        Ok(Self {
+            phase,
+            process,
+            stdin,
+            lines: std::io::BufRead::lines(std::io::BufReader::new(stdout)),
+        })
+    }
+
+    /// Waits for the child to print `line`.
+    fn wait_for(&mut self, line: &str) -> anyhow::Result<()> {
+        tokio::task::block_in_place(|| {
+            for next in &mut self.lines {
+                if next? == line {
+                    return Ok(());
+                }
+            }
+            bail!("the {} phase ended before {line:?}", self.phase.as_str())
+        })
+    }
+
+    /// Lets the child go on to its firehose and reads its result.
+    fn finish(mut self) -> anyhow::Result<PhaseResult> {
+        tokio::task::block_in_place(|| {
+            if let Some(mut stdin) = self.stdin.take() {
+                use std::io::Write as _;
+                writeln!(stdin, "go").context("while starting the firehose")?;
+            }
+            let mut last = String::new();
+            for line in &mut self.lines {
+                last = line?;
+            }
+            let status = self.process.wait()?;
+            if !status.success() {
+                bail!("the {} phase failed ({status})", self.phase.as_str());
+            }
+            serde_json::from_str(&last)
+                .with_context(|| format!("while reading the phase's result {last:?}"))
+        })
+    }
 }
 
 /// The exporters as the command line names them, comma-separated.
@@ -520,6 +593,19 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
         }
         None => (0, 0),
     };
+
+    // The other side runs its commands at the same time as this one; the
+    // firehose saturates the machine, so each side runs it alone.
+    if std::env::var_os(PAIRED_VAR).is_some() {
+        println!("{COMMANDS_DONE}");
+        tokio::task::spawn_blocking(|| {
+            let mut go = String::new();
+            std::io::stdin().read_line(&mut go)
+        })
+        .await
+        .context("while waiting for the firehose's turn")?
+        .context("while waiting for the firehose's turn")?;
+    }
 
     // Phase 2: the firehose at saturation, commands alongside.
     let cpu_before = super::process_cpu_time()?;
