@@ -17,4 +17,4 @@ mod tests;
 
 pub use config::{StatsdConfig, StatsdError};
 pub use encoder::{EncodeError, Encoder, Metric, MetricValue};
-pub use sink::Statsd;
+pub use sink::{Statsd, WAKE_DATAGRAMS};

@@ -5,11 +5,14 @@
 //! [`StatsdConfig::queue`] metrics are pending already, the metric is dropped and
 //! counted, not waited for. Counters (without a sample rate) are not written as lines
 //! but summed by name until the next send, as StatsD itself sums them over its own
-//! interval: a busy channel costs one line per send, not one per message. The task is
-//! woken only when there is something to do: a first metric to start the flush timer
-//! for, a datagram's worth of metrics, a flush, the last handle going away. Under load
-//! it wakes once per datagram, not once per metric. It writes the summed counters'
-//! lines, packs lines into datagrams and is the only thing that touches the socket.
+//! interval: a busy channel costs one line per send, not one per message. The task
+//! sends what is waiting every flush interval, on a timer of its own; a metric wakes
+//! it only when it makes [`WAKE_DATAGRAMS`] datagrams' worth wait, or on a flush or
+//! the last handle going away. Waking the task costs the caller far more than the
+//! metric itself (a sleeping runtime thread is woken for it), so under load the task
+//! is woken once per several datagrams, and at a low rate not at all. It writes the
+//! summed counters' lines, packs lines into datagrams and is the only thing that
+//! touches the socket.
 
 use std::collections::HashMap;
 
@@ -21,10 +24,13 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use tokio::time::MissedTickBehavior;
 
 use super::config::{StatsdConfig, StatsdError};
 use super::encoder::{Encoder, Metric, MetricValue};
+
+/// How many datagrams' worth of lines waiting wakes the task before its interval is up.
+pub const WAKE_DATAGRAMS: usize = 8;
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -41,6 +47,8 @@ struct Shared {
     wake: Notify,
     counters: Counters,
     max_datagram: usize,
+    /// Bytes of lines waiting that wake the task: [`WAKE_DATAGRAMS`] datagrams.
+    wake_at: usize,
     queue: usize,
 }
 
@@ -53,8 +61,6 @@ struct Pending {
     ends: Vec<usize>,
     /// Counters summed since the last send.
     counts: Counts,
-    /// The task has been woken to start the flush timer for what is pending.
-    timer: bool,
     /// Callers of [`Statsd::flush`] waiting for what is pending to be sent.
     flushes: Vec<oneshot::Sender<()>>,
     /// Every handle is gone.
@@ -148,6 +154,7 @@ impl Statsd {
             wake: Notify::new(),
             counters: Counters::default(),
             max_datagram: config.max_datagram,
+            wake_at: config.max_datagram.saturating_mul(WAKE_DATAGRAMS),
             queue: config.queue,
         });
         let encoder = Arc::new(Encoder::new(&config.prefix));
@@ -159,7 +166,6 @@ impl Statsd {
             flush_interval: config.flush_interval,
             buffer: String::with_capacity(config.max_datagram),
             line: String::new(),
-            deadline: None,
             failing: false,
         };
         let join = tokio::spawn(task.run());
@@ -229,11 +235,9 @@ impl Statsd {
                 end
             }
         };
-        let first = !pending.timer;
-        pending.timer = true;
-        let wake = first || end >= shared.max_datagram;
         drop(pending);
-        if wake {
+        // Once, as the lines waiting reach the mark: the task takes them all.
+        if start < shared.wake_at && end >= shared.wake_at {
             shared.wake.notify_one();
         }
     }
@@ -297,8 +301,6 @@ struct SinkTask {
     buffer: String,
     /// One summed counter's line, kept for its allocation.
     line: String,
-    /// When what is pending and buffered must be sent, once a metric is waiting.
-    deadline: Option<Instant>,
     failing: bool,
 }
 
@@ -315,18 +317,22 @@ impl SinkTask {
     async fn run(mut self) {
         let mut text = String::new();
         let mut ends = Vec::new();
+        let mut tick = tokio::time::interval(self.flush_interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The first tick is now; what is sent on a tick has waited an interval.
+        tick.tick().await;
         loop {
-            let deadline = self.deadline;
-            tokio::select! {
-                () = self.shared.wake.notified() => {}
-                () = sleep_until(deadline), if deadline.is_some() => {}
-            }
-            let due = self.deadline.is_some_and(|d| Instant::now() >= d);
+            let due = tokio::select! {
+                () = self.shared.wake.notified() => false,
+                _ = tick.tick() => true,
+            };
             let Some(taken) = self.take(due, &mut text, &mut ends) else {
                 continue;
             };
             self.pack(&taken.text, &taken.ends).await;
             self.pack_counts(&taken.counts).await;
+            // A partly filled datagram waits for the next tick, unless this is
+            // the tick or someone waits for it.
             if due || taken.closed || !taken.flushes.is_empty() {
                 self.send_buffer().await;
             }
@@ -336,17 +342,6 @@ impl SinkTask {
             if taken.closed {
                 break;
             }
-            // A partly filled datagram, or metrics that came meanwhile, wait for the
-            // timer; a timer that has run out starts again for them.
-            let waiting = !self.buffer.is_empty() || {
-                let pending = self.shared.lock();
-                !pending.ends.is_empty() || !pending.counts.is_empty()
-            };
-            if !waiting {
-                self.deadline = None;
-            } else if due || self.deadline.is_none() {
-                self.deadline = Some(Instant::now() + self.flush_interval);
-            }
             // Keep the allocations for next time.
             text = taken.text;
             ends = taken.ends;
@@ -355,24 +350,21 @@ impl SinkTask {
         tracing::debug!(addr = %self.addr, "statsd sink stopped");
     }
 
-    /// Takes the pending metrics when there is something to send: the deadline passed,
-    /// a datagram's worth is waiting, a flush was asked for, or the handles are gone.
-    /// Otherwise only starts the flush timer for them.
+    /// Takes the pending metrics when there is something to do: the interval is up
+    /// and something waits, several datagrams' worth waits, a flush was asked for, or
+    /// the handles are gone.
     fn take(&mut self, due: bool, text: &mut String, ends: &mut Vec<usize>) -> Option<Taken> {
         let mut pending = self.shared.lock();
-        let full = pending.text.len() >= self.shared.max_datagram;
-        if !(due || full || pending.closed || !pending.flushes.is_empty()) {
-            if pending.timer && self.deadline.is_none() {
-                self.deadline = Some(Instant::now() + self.flush_interval);
-            }
+        let full = pending.text.len() >= self.shared.wake_at;
+        let waiting =
+            !pending.ends.is_empty() || !pending.counts.is_empty() || !self.buffer.is_empty();
+        if !((due && waiting) || full || pending.closed || !pending.flushes.is_empty()) {
             return None;
         }
         text.clear();
         ends.clear();
         std::mem::swap(&mut pending.text, text);
         std::mem::swap(&mut pending.ends, ends);
-        // Metrics coming after this wake the task again.
-        pending.timer = false;
         Some(Taken {
             text: std::mem::take(text),
             ends: std::mem::take(ends),
@@ -451,13 +443,5 @@ impl SinkTask {
             }
         }
         self.buffer.clear();
-    }
-}
-
-/// Sleeps until `deadline`; never completes without one (the caller guards on that).
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }

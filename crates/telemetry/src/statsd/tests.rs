@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
-use super::{EncodeError, Encoder, Metric, Statsd, StatsdConfig, StatsdError};
+use super::{EncodeError, Encoder, Metric, Statsd, StatsdConfig, StatsdError, WAKE_DATAGRAMS};
 
 /// How long a test waits for something that should happen at once.
 const PATIENCE: Duration = Duration::from_secs(5);
@@ -204,24 +204,51 @@ async fn a_partly_filled_datagram_is_sent_after_the_flush_interval() {
 }
 
 #[tokio::test]
-async fn a_full_datagram_is_sent_at_once_without_waiting_for_the_interval() {
+async fn several_full_datagrams_are_sent_at_once_without_waiting_for_the_interval() {
     let server = Server::bind().await;
     let statsd = start(StatsdConfig {
         max_datagram: 64,
-        // Far longer than the test waits: only a full datagram can be sent.
+        // Far longer than the test waits: only a batch of full datagrams can be sent.
         flush_interval: Duration::from_secs(3600),
         ..server.config()
     })
     .await;
 
-    // Three 24-byte lines do not fit in 64 bytes; the first two make a datagram.
-    for _ in 0..3 {
+    // Two 24-byte lines fill a 64-byte datagram, and 22 lines are 528 bytes, past
+    // the eight datagrams' worth (512 bytes) that wakes the sink: ten datagrams go
+    // out at once, and the last two lines wait for the interval.
+    let lines = (WAKE_DATAGRAMS * 64).div_ceil(24);
+    assert_eq!(lines, 22);
+    for _ in 0..lines {
         statsd.timing("latency", Duration::from_millis(12));
     }
-    assert_eq!(
-        server.recv().await,
-        "guildscope.latency:12|ms\nguildscope.latency:12|ms"
+    for _ in 0..10 {
+        assert_eq!(
+            server.recv().await,
+            "guildscope.latency:12|ms\nguildscope.latency:12|ms"
+        );
+    }
+    assert_eq!(statsd.datagrams_sent(), 10);
+    // One line fewer wakes nothing: the sink keeps to its interval.
+    let quiet = Server::bind().await;
+    let statsd = start(StatsdConfig {
+        max_datagram: 64,
+        flush_interval: Duration::from_secs(3600),
+        ..quiet.config()
+    })
+    .await;
+    for _ in 0..lines - 1 {
+        statsd.timing("latency", Duration::from_millis(12));
+    }
+    let mut buf = [0; 128];
+    assert!(
+        timeout(Duration::from_millis(300), quiet.socket.recv(&mut buf))
+            .await
+            .is_err(),
+        "a datagram went out before eight datagrams' worth waited"
     );
+    statsd.flush().await.unwrap();
+    assert_eq!(statsd.datagrams_sent(), 11);
 }
 
 #[tokio::test]
