@@ -119,7 +119,7 @@ impl Attributes {
     /// Sets `key` to `value`: replaces the value of a key already set, else adds
     /// it, or counts it as dropped past [`MAX_ATTRIBUTES`].
     pub fn set(&mut self, key: Cow<'static, str>, value: Value) {
-        if let Some(attribute) = self.iter_mut().find(|a| a.key == key) {
+        if let Some(attribute) = self.iter_mut().find(|a| same_key(&a.key, &key)) {
             attribute.value = value;
             return;
         }
@@ -163,6 +163,12 @@ impl Attributes {
     pub fn dropped(&self) -> u32 {
         self.dropped
     }
+}
+
+/// Whether two keys are the same: the same text, which a key set again from the
+/// same literal shows at once by its address.
+fn same_key(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
 }
 
 /// Something that happened at a moment within a span.

@@ -276,13 +276,13 @@ impl Attributes {
     /// for an unsigned integer, without the formatting machinery.
     pub(crate) fn push_u64_text(&mut self, key: &str, value: u64) {
         if self.room() {
-            string_key_value(&mut self.bytes, 9, key, decimal(value, &mut [0; 20]));
+            text_key_value(&mut self.bytes, 9, key, decimal(value, &mut [0; 20]));
         }
     }
 }
 
-/// `value` in decimal, written at the end of `digits`.
-fn decimal(mut value: u64, digits: &mut [u8; 20]) -> &str {
+/// `value` in decimal ASCII digits, written at the end of `digits`.
+fn decimal(mut value: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut at = digits.len();
     loop {
         at -= 1;
@@ -292,8 +292,7 @@ fn decimal(mut value: u64, digits: &mut [u8; 20]) -> &str {
             break;
         }
     }
-    // Only ASCII digits were written.
-    std::str::from_utf8(&digits[at..]).unwrap_or_default()
+    &digits[at..]
 }
 
 /// A span's events as encoded `Event` messages (field 11 of `Span`), at most
@@ -499,7 +498,7 @@ fn record_key_value(out: &mut Vec<u8>, field: u32, attribute: &Attribute) {
     let key = attribute.key.as_ref();
     match &attribute.value {
         RecordValue::Str(text) => string_key_value(out, field, key, text),
-        RecordValue::U64(n) => string_key_value(out, field, key, decimal(*n, &mut [0; 20])),
+        RecordValue::U64(n) => text_key_value(out, field, key, decimal(*n, &mut [0; 20])),
         RecordValue::Bool(b) => key_value(out, field, key, &Value::Bool(*b)),
         RecordValue::I64(n) => key_value(out, field, key, &Value::I64(*n)),
         RecordValue::F64(n) => key_value(out, field, key, &Value::F64(*n)),
@@ -604,6 +603,11 @@ fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
 
 /// A `KeyValue` message with a string value.
 fn string_key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &str) {
+    text_key_value(out, field, key, value.as_bytes());
+}
+
+/// A `KeyValue` message with a string value given as its UTF-8 bytes.
+fn text_key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &[u8]) {
     let value_len = 1 + varint_len(value.len() as u64) + value.len();
     let mut len = 1 + varint_len(value_len as u64) + value_len;
     if !key.is_empty() {
@@ -616,7 +620,7 @@ fn string_key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &str) {
     varint(out, value_len as u64);
     tag(out, 1, LEN);
     varint(out, value.len() as u64);
-    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(value);
 }
 
 /// The length of an `AnyValue` message's body.
