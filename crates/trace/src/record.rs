@@ -102,6 +102,9 @@ pub struct Attributes {
     len: usize,
     more: Vec<Attribute>,
     dropped: u32,
+    /// Bit `n % 64` is set when a key of length `n` is kept: a key whose bit is
+    /// clear is new, and is added without looking for it.
+    lengths: u64,
 }
 
 impl Default for Attributes {
@@ -111,6 +114,7 @@ impl Default for Attributes {
             len: 0,
             more: Vec::new(),
             dropped: 0,
+            lengths: 0,
         }
     }
 }
@@ -119,10 +123,14 @@ impl Attributes {
     /// Sets `key` to `value`: replaces the value of a key already set, else adds
     /// it, or counts it as dropped past [`MAX_ATTRIBUTES`].
     pub fn set(&mut self, key: Cow<'static, str>, value: Value) {
-        if let Some(attribute) = self.iter_mut().find(|a| same_key(&a.key, &key)) {
+        let length = 1u64 << (key.len() % 64);
+        if self.lengths & length != 0
+            && let Some(attribute) = self.iter_mut().find(|a| same_key(&a.key, &key))
+        {
             attribute.value = value;
             return;
         }
+        self.lengths |= length;
         if self.len < INLINE_ATTRIBUTES {
             self.inline[self.len] = Attribute { key, value };
             self.len += 1;
@@ -131,6 +139,17 @@ impl Attributes {
         } else {
             self.dropped = self.dropped.saturating_add(1);
         }
+    }
+
+    /// Forgets every attribute, keeping the room.
+    pub(crate) fn clear(&mut self) {
+        for attribute in &mut self.inline[..self.len] {
+            *attribute = Attribute::EMPTY;
+        }
+        self.len = 0;
+        self.more.clear();
+        self.dropped = 0;
+        self.lengths = 0;
     }
 
     /// The value of `key`, if set.

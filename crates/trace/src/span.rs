@@ -2,6 +2,7 @@
 //! tracer's sink, whole, when it ends.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -38,6 +39,72 @@ pub struct SpanContext {
 pub struct Span {
     context: Option<SpanContext>,
     live: Option<Live>,
+}
+
+/// Records kept for reuse per thread, at most.
+const SPARE_RECORDS: usize = 8;
+
+thread_local! {
+    /// Records of spans that ended on this thread, emptied, for the next spans
+    /// made on it: a span then costs neither an allocation nor the writing of a
+    /// whole new record.
+    // Boxes, not records: a span holds its record boxed, and a spare box is
+    // handed over as it is, where a `Vec<Record>` would copy a whole record in
+    // and out.
+    #[allow(clippy::vec_box)]
+    static SPARE: RefCell<Vec<Box<Record>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A record for a new span, a spare one if this thread has one.
+fn new_record(
+    context: SpanContext,
+    parent: Option<SpanContext>,
+    name: &'static str,
+) -> Box<Record> {
+    let spare = SPARE
+        .try_with(|spare| spare.borrow_mut().pop())
+        .ok()
+        .flatten();
+    let start = SystemTime::now();
+    match spare {
+        Some(mut record) => {
+            record.context = context;
+            record.parent = parent.map(|p| p.span_id);
+            record.parent_is_remote = parent.is_some_and(|p| p.remote);
+            record.name = Cow::Borrowed(name);
+            record.kind = Kind::Internal;
+            record.start = start;
+            record
+        }
+        None => Box::new(Record {
+            context,
+            parent: parent.map(|p| p.span_id),
+            parent_is_remote: parent.is_some_and(|p| p.remote),
+            name: Cow::Borrowed(name),
+            kind: Kind::Internal,
+            start,
+            end: UNIX_EPOCH,
+            attributes: Attributes::default(),
+            events: Vec::new(),
+            dropped_events: 0,
+            status: Status::Unset,
+        }),
+    }
+}
+
+/// Empties `record` and keeps it for this thread's next span, if there is room.
+fn recycle(mut record: Box<Record>) {
+    record.attributes.clear();
+    record.events.clear();
+    record.dropped_events = 0;
+    record.status = Status::Unset;
+    record.name = Cow::Borrowed("");
+    let _ = SPARE.try_with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < SPARE_RECORDS {
+            spare.push(record);
+        }
+    });
 }
 
 /// A recorded span's record and where it goes when it ends.
@@ -101,19 +168,7 @@ impl Span {
             remote: false,
         };
         let live = sampled.then(|| Live {
-            record: Box::new(Record {
-                context,
-                parent: parent.map(|p| p.span_id),
-                parent_is_remote: parent.is_some_and(|p| p.remote),
-                name: Cow::Borrowed(name),
-                kind: Kind::Internal,
-                start: SystemTime::now(),
-                end: UNIX_EPOCH,
-                attributes: Attributes::default(),
-                events: Vec::new(),
-                dropped_events: 0,
-                status: Status::Unset,
-            }),
+            record: new_record(context, parent, name),
             tracer,
         });
         Self {
@@ -210,6 +265,7 @@ impl Drop for Span {
         if let Some(Live { mut record, tracer }) = self.live.take() {
             record.end = SystemTime::now();
             tracer.finished(&record);
+            recycle(record);
         }
     }
 }

@@ -201,3 +201,41 @@ fn a_record_stays_small_enough_for_the_allocators_thread_cache() {
         std::mem::size_of::<Record>()
     );
 }
+
+#[test]
+fn a_span_after_another_on_the_same_thread_starts_empty() {
+    let (recorder, _guard) = Recorder::install();
+    for _ in 0..20 {
+        let mut first = Span::root("first");
+        first.set_name("renamed");
+        first.set_kind(Kind::Server);
+        first.set("owned", String::from("text"));
+        first.add_event("happened", [("n", Value::I64(1))]);
+        first.set_status(Status::Error("failed".into()));
+        first.end();
+        let mut second = Span::root("second");
+        // Keys of the same length are told apart, and setting one again
+        // replaces it.
+        second.set("aaaa", 1_i64);
+        second.set("bbbb", 2_i64);
+        second.set("aaaa", 3_i64);
+        second.end();
+    }
+    let seconds = recorder.named("second");
+    assert_eq!(seconds.len(), 20);
+    for second in seconds {
+        assert_eq!(second.kind, Kind::Internal);
+        assert_eq!(second.status, Status::Unset);
+        assert!(second.events.is_empty());
+        let attributes: Vec<(&str, &Value)> = second
+            .attributes
+            .iter()
+            .map(|a| (a.key.as_ref(), &a.value))
+            .collect();
+        assert_eq!(
+            attributes,
+            [("aaaa", &Value::I64(3)), ("bbbb", &Value::I64(2))]
+        );
+    }
+    assert_eq!(recorder.named("renamed").len(), 20);
+}

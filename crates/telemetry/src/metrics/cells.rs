@@ -1,16 +1,22 @@
 //! The building blocks of the registry: a read-mostly map from a label value to its cell,
 //! capped in size, and a histogram made of atomics.
 //!
-//! The hot path only ever takes a read lock and touches atomics. The write lock is taken
-//! once per new label value, which is why a label's first use allocates and later uses
-//! do not.
+//! The hot path touches only atomics and memory of its own thread: each thread keeps
+//! handles to the cells it has used, so after a label value's first use on a thread an
+//! update takes no lock (a read lock's count is a cache line every thread writes to, and
+//! on two busy cores that line moving back and forth cost more than the update). The
+//! shared map's write lock is taken once per new label value, and its read lock once per
+//! value per thread.
 
 use std::borrow::Borrow;
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
+
+use thread_local::ThreadLocal;
 
 /// The label value that stands for every value past a label's cap.
 pub(super) const OTHER: &str = "other";
@@ -34,15 +40,75 @@ impl LabelKey for u32 {
     }
 }
 
+/// FxHash, the hash `rustc` uses for its own tables: a multiply and a rotate per eight
+/// bytes. Label values are few (each map is capped) and short, and SipHash's protection
+/// against chosen keys buys nothing for a map that holds a few hundred keys at most.
+#[derive(Default, Clone, Copy)]
+pub(super) struct FxHasher(u64);
+
+impl FxHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A hash map keyed by label values.
+pub(super) type Map<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
 /// A map from one label's values to their cells, holding at most `cap` values; the rest
 /// share one cell rendered as `"other"`, and each update that lands there because of the
 /// cap is counted.
 ///
 /// Cells are never removed, so the map only grows, up to `cap`.
-pub(super) struct LabelMap<K, V> {
+pub(super) struct LabelMap<K: Send, V: Send + Sync> {
     label: &'static str,
     cap: usize,
-    cells: RwLock<HashMap<K, V>>,
+    cells: RwLock<Map<K, Arc<V>>>,
+    /// Each thread's handles to the cells it has used.
+    local: ThreadLocal<RefCell<Map<K, Arc<V>>>>,
     other: V,
     /// Whether anything has been recorded in `other`, so that an unused fold cell does not
     /// render as a sample.
@@ -51,14 +117,15 @@ pub(super) struct LabelMap<K, V> {
     folded: AtomicU64,
 }
 
-impl<K: Hash + Eq, V> LabelMap<K, V> {
+impl<K: Hash + Eq + Clone + Send, V: Send + Sync> LabelMap<K, V> {
     /// An empty map for the label `label`, holding at most `cap` values, with `other` as
     /// the cell that every value past the cap shares.
     pub(super) fn new(label: &'static str, cap: usize, other: V) -> Self {
         Self {
             label,
             cap,
-            cells: RwLock::new(HashMap::new()),
+            cells: RwLock::new(Map::default()),
+            local: ThreadLocal::new(),
             other,
             other_used: AtomicBool::new(false),
             folded: AtomicU64::new(0),
@@ -81,33 +148,55 @@ impl<K: Hash + Eq, V> LabelMap<K, V> {
         if key.is_other() {
             return self.with_other(update);
         }
+        let local = self.local.get_or_default();
+        // An update never runs another update of the same map on the same thread, but
+        // a failed borrow only costs the slow path.
+        if let Ok(cached) = local.try_borrow()
+            && let Some(cell) = cached.get(key)
+        {
+            return update(cell);
+        }
+        let Some((key, cell)) = self.shared(key, to_key, make) else {
+            return self.fold(update);
+        };
+        if let Ok(mut cached) = local.try_borrow_mut() {
+            cached.insert(key, Arc::clone(&cell));
+        }
+        update(&cell)
+    }
+
+    /// The key and cell of `key` in the shared map, adding them with `to_key` and `make`
+    /// if there is room; `None` when the map is full.
+    fn shared<Q>(
+        &self,
+        key: &Q,
+        to_key: impl FnOnce(&Q) -> K,
+        make: impl FnOnce(&Q) -> V,
+    ) -> Option<(K, Arc<V>)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         {
             let cells = self.cells.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(cell) = cells.get(key) {
-                return update(cell);
+            if let Some((key, cell)) = cells.get_key_value(key) {
+                return Some((key.clone(), Arc::clone(cell)));
             }
             if cells.len() >= self.cap {
-                drop(cells);
-                return self.fold(update);
+                return None;
             }
         }
         let mut cells = self.cells.write().unwrap_or_else(PoisonError::into_inner);
         // Another thread may have added the key, or filled the map, in between.
         if !cells.contains_key(key) {
             if cells.len() >= self.cap {
-                drop(cells);
-                return self.fold(update);
+                return None;
             }
-            cells.insert(to_key(key), make(key));
+            cells.insert(to_key(key), Arc::new(make(key)));
         }
-        match cells.get(key) {
-            Some(cell) => update(cell),
-            // Unreachable: the key is present under the same write lock.
-            None => {
-                drop(cells);
-                self.fold(update)
-            }
-        }
+        cells
+            .get_key_value(key)
+            .map(|(key, cell)| (key.clone(), Arc::clone(cell)))
     }
 
     /// Runs `update` on the fold cell, counting the update as folded.
@@ -125,7 +214,7 @@ impl<K: Hash + Eq, V> LabelMap<K, V> {
     }
 
     /// The cells, under a read lock, for rendering.
-    pub(super) fn read(&self) -> RwLockReadGuard<'_, HashMap<K, V>> {
+    pub(super) fn read(&self) -> RwLockReadGuard<'_, Map<K, Arc<V>>> {
         self.cells.read().unwrap_or_else(PoisonError::into_inner)
     }
 

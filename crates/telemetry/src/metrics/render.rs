@@ -122,7 +122,7 @@ pub(super) fn expose(metrics: &Metrics, out: &mut dyn Exposition) {
 
 fn commands(out: &mut dyn Exposition, metrics: &Metrics) {
     let cells = metrics.commands.read();
-    let mut sorted: Vec<_> = cells.iter().map(|(name, cell)| (&**name, cell)).collect();
+    let mut sorted: Vec<_> = cells.iter().map(|(name, cell)| (&**name, &**cell)).collect();
     sorted.sort_unstable_by_key(|&(name, _)| name);
     sorted.extend(metrics.commands.other().map(|cell| (OTHER, cell)));
 
@@ -171,7 +171,7 @@ fn gateway(out: &mut dyn Exposition, metrics: &Metrics) {
     let cells = metrics.shards.read();
     let mut sorted: Vec<_> = cells
         .iter()
-        .map(|(&shard, cell)| (Label::Number(shard.into()), cell))
+        .map(|(&shard, cell)| (Label::Number(shard.into()), &**cell))
         .collect();
     sorted.sort_unstable_by_key(|&(shard, _)| shard);
     sorted.extend(metrics.shards.other().map(|cell| (Label::Other, cell)));
@@ -209,7 +209,7 @@ fn gateway(out: &mut dyn Exposition, metrics: &Metrics) {
 
 fn rest(out: &mut dyn Exposition, metrics: &Metrics) {
     let cells = metrics.routes.read();
-    let mut sorted: Vec<_> = cells.iter().map(|(&route, cell)| (route, cell)).collect();
+    let mut sorted: Vec<_> = cells.iter().map(|(&route, cell)| (route, &**cell)).collect();
     sorted.sort_unstable_by_key(|&(route, _)| route);
     sorted.extend(metrics.routes.other().map(|cell| (OTHER, cell)));
 
@@ -227,7 +227,7 @@ fn rest(out: &mut dyn Exposition, metrics: &Metrics) {
                     Status::Code(code) => Label::Number(code.into()),
                     Status::None => Label::None,
                 };
-                (label, cell)
+                (label, &**cell)
             })
             .collect();
         by_status.sort_unstable_by_key(|&(status, _)| status);
@@ -468,14 +468,14 @@ pub(super) mod proc {
 }
 
 /// Renders one counter per label value of a map, sorted, `"other"` last.
-fn counters<V>(
+fn counters<V: Send + Sync>(
     out: &mut dyn Exposition,
     name: &str,
     map: &LabelMap<&'static str, V>,
     value: impl Fn(&V) -> u64,
 ) {
     let cells = map.read();
-    let mut sorted: Vec<_> = cells.iter().map(|(&label, cell)| (label, cell)).collect();
+    let mut sorted: Vec<_> = cells.iter().map(|(&label, cell)| (label, &**cell)).collect();
     sorted.sort_unstable_by_key(|&(label, _)| label);
     sorted.extend(map.other().map(|cell| (OTHER, cell)));
     for (label, cell) in sorted {

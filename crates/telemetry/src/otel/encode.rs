@@ -12,9 +12,9 @@
 //! already: the layer writes each attribute's `KeyValue` message into the span's
 //! buffer as it is recorded, so a recorded value is never held as a string of its
 //! own, and exporting the span copies those bytes into the request. guildscope's own
-//! spans ([`guildscope_trace::Record`]) are encoded whole as they end ([`own_span`]),
-//! on the thread that ran them, and a request is built around those bytes
-//! ([`own_request`]).
+//! spans ([`guildscope_trace::Record`]) are encoded whole as they end
+//! ([`own_span`](super::own::own_span)), on the thread that ran them, and a request is
+//! built around those bytes ([`own_request`]).
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -22,8 +22,7 @@ use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use guildscope_trace::{Attribute, Kind, Record, Status as RecordStatus, Value as RecordValue};
-use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags};
+use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
@@ -38,10 +37,10 @@ pub(crate) const MAX_EVENTS: u32 = 128;
 pub(crate) const MAX_LINKS: usize = 128;
 
 /// Protobuf wire types.
-const VARINT: u32 = 0;
-const FIXED64: u32 = 1;
-const LEN: u32 = 2;
-const FIXED32: u32 = 5;
+pub(super) const VARINT: u32 = 0;
+pub(super) const FIXED64: u32 = 1;
+pub(super) const LEN: u32 = 2;
+pub(super) const FIXED32: u32 = 5;
 
 /// `SpanFlags`: the flags field says whether the parent is remote.
 const CONTEXT_HAS_IS_REMOTE: u32 = 0x100;
@@ -119,7 +118,8 @@ pub(crate) fn trace_request(
 }
 
 /// Appends the `ExportTraceServiceRequest` for guildscope's own spans, `spans` being
-/// their `Span` messages as [`own_span`] wrote them, all of `scope`.
+/// their `Span` messages as [`own_span`](super::own::own_span) wrote them, all of
+/// `scope`.
 pub(crate) fn own_request(
     resource: &EncodedResource,
     scope: &InstrumentationScope,
@@ -139,11 +139,6 @@ pub(crate) fn own_request(
         });
         string(out, 3, &resource.schema_url);
     });
-}
-
-/// Appends one of guildscope's own spans to `out`, as field 2 of `ScopeSpans`.
-pub(crate) fn own_span(out: &mut Vec<u8>, record: &Record) {
-    message(out, 2, |out| record_body(out, record));
 }
 
 /// Where the length-delimited field starting at `at` ends, reading its tag and its
@@ -281,16 +276,35 @@ impl Attributes {
     }
 }
 
-/// `value` in decimal ASCII digits, written at the end of `digits`.
-fn decimal(mut value: u64, digits: &mut [u8; 20]) -> &[u8] {
+/// The two digits of every number below 100, one after the other.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0; 200];
+    let mut n = 0;
+    while n < 100 {
+        pairs[2 * n] = b'0' + (n / 10) as u8;
+        pairs[2 * n + 1] = b'0' + (n % 10) as u8;
+        n += 1;
+    }
+    pairs
+};
+
+/// `value` in decimal ASCII digits, written at the end of `digits` two at a time
+/// (a snowflake has 19).
+pub(super) fn decimal(mut value: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut at = digits.len();
-    loop {
+    while value >= 100 {
+        let pair = (value % 100) as usize * 2;
+        value /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if value >= 10 {
+        let pair = value as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
+        digits[at] = b'0' + value as u8;
     }
     &digits[at..]
 }
@@ -452,69 +466,6 @@ fn span_body(out: &mut Vec<u8>, span: &SpanData) {
     );
 }
 
-/// The body of a `Span` message for one of guildscope's own spans.
-fn record_body(out: &mut Vec<u8>, record: &Record) {
-    let context = &record.context;
-    bytes(out, 1, &context.trace_id.to_bytes());
-    bytes(out, 2, &context.span_id.to_bytes());
-    if let Some(parent) = record.parent {
-        bytes(out, 4, &parent.to_bytes());
-    }
-    string(out, 5, &record.name);
-    uint(out, 6, record_kind(record.kind));
-    fixed64(out, 7, nanos(record.start));
-    fixed64(out, 8, nanos(record.end));
-    for attribute in record.attributes.iter() {
-        record_key_value(out, 9, attribute);
-    }
-    uint(out, 10, u64::from(record.attributes.dropped()));
-    for event in &record.events {
-        message(out, 11, |out| {
-            fixed64(out, 1, nanos(event.time));
-            string(out, 2, &event.name);
-            for attribute in &event.attributes {
-                record_key_value(out, 3, attribute);
-            }
-        });
-    }
-    uint(out, 12, u64::from(record.dropped_events));
-    message(out, 15, |out| {
-        let code = match &record.status {
-            RecordStatus::Unset => 0,
-            RecordStatus::Ok => 1,
-            RecordStatus::Error(description) => {
-                string(out, 2, description);
-                2
-            }
-        };
-        uint(out, 3, code);
-    });
-    let sampled = TraceFlags::SAMPLED.to_u8() * u8::from(context.sampled);
-    fixed32(out, 16, flags(record.parent_is_remote, sampled));
-}
-
-/// One of guildscope's own attributes as a `KeyValue` message.
-fn record_key_value(out: &mut Vec<u8>, field: u32, attribute: &Attribute) {
-    let key = attribute.key.as_ref();
-    match &attribute.value {
-        RecordValue::Str(text) => string_key_value(out, field, key, text),
-        RecordValue::U64(n) => text_key_value(out, field, key, decimal(*n, &mut [0; 20])),
-        RecordValue::Bool(b) => key_value(out, field, key, &Value::Bool(*b)),
-        RecordValue::I64(n) => key_value(out, field, key, &Value::I64(*n)),
-        RecordValue::F64(n) => key_value(out, field, key, &Value::F64(*n)),
-    }
-}
-
-fn record_kind(kind: Kind) -> u64 {
-    match kind {
-        Kind::Internal => 1,
-        Kind::Server => 2,
-        Kind::Client => 3,
-        Kind::Producer => 4,
-        Kind::Consumer => 5,
-    }
-}
-
 fn event_body(out: &mut Vec<u8>, event: &Event) {
     fixed64(out, 1, nanos(event.timestamp));
     string(out, 2, &event.name);
@@ -561,7 +512,7 @@ fn trace_state(out: &mut Vec<u8>, field: u32, context: &SpanContext) {
 
 /// `SpanFlags` as the OTLP exporter sets them: the W3C trace flags, and whether the
 /// parent is remote.
-fn flags(parent_is_remote: bool, trace_flags: u8) -> u32 {
+pub(super) fn flags(parent_is_remote: bool, trace_flags: u8) -> u32 {
     let mut flags = u32::from(trace_flags) | CONTEXT_HAS_IS_REMOTE;
     if parent_is_remote {
         flags |= CONTEXT_IS_REMOTE;
@@ -579,7 +530,7 @@ fn span_kind(kind: &SpanKind) -> u64 {
     }
 }
 
-fn nanos(time: SystemTime) -> u64 {
+pub(super) fn nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_nanos() as u64)
 }
@@ -790,7 +741,7 @@ fn fixed32(out: &mut Vec<u8>, field: u32, value: u32) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
-fn varint(out: &mut Vec<u8>, value: u64) {
+pub(super) fn varint(out: &mut Vec<u8>, value: u64) {
     if value < 0x80 {
         out.push(value as u8);
         return;
@@ -811,7 +762,7 @@ fn write_varint(buf: &mut [u8; 10], mut value: u64) -> usize {
     i + 1
 }
 
-fn varint_len(value: u64) -> usize {
+pub(super) fn varint_len(value: u64) -> usize {
     // One byte per started group of seven bits; zero takes one byte.
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
@@ -828,6 +779,8 @@ mod tests {
     use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
     use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
     use prost::Message as _;
+
+    use guildscope_trace::{Attribute, Kind, Record, Status as RecordStatus, Value as RecordValue};
 
     use super::*;
 
@@ -1108,7 +1061,7 @@ mod tests {
         let resource = resource();
         let mut spans = Vec::new();
         for record in &records {
-            own_span(&mut spans, record);
+            super::super::own::own_span(&mut spans, record);
         }
         // The spans can be told apart again, and a cut-off one is not whole.
         let mut at = 0;
@@ -1128,6 +1081,17 @@ mod tests {
         }
         .encode_to_vec();
         assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn decimal_digits_are_those_rust_prints() {
+        let mut digits = [0; 20];
+        for value in [0, 7, 10, 99, 100, 101, 1_100_000_000_000_000_001, u64::MAX]
+            .into_iter()
+            .chain((0..2_000).map(|n| n * 7919))
+        {
+            assert_eq!(decimal(value, &mut digits), value.to_string().as_bytes());
+        }
     }
 
     #[test]

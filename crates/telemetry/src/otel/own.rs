@@ -14,10 +14,12 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use guildscope_trace::Record;
+use guildscope_trace::{Attribute, Kind, Record, Status, Value};
 use thread_local::ThreadLocal;
 
-use super::encode;
+use super::encode::{
+    self, FIXED32, FIXED64, LEN, VARINT, decimal, flags, nanos, varint, varint_len,
+};
 
 /// One thread's encoded spans, waiting for the batch thread.
 #[derive(Debug, Default)]
@@ -62,7 +64,7 @@ impl OwnSpans {
             waiting.dropped += 1;
             return None;
         }
-        encode::own_span(&mut waiting.bytes, record);
+        own_span(&mut waiting.bytes, record);
         waiting.spans += 1;
         Some(waiting.spans)
     }
@@ -115,6 +117,216 @@ pub(crate) fn cut(spans: &[u8], limit: usize) -> (usize, usize) {
         count += 1;
     }
     (at, count)
+}
+
+/// Appends `record` to `out` as a `Span` message, field 2 of `ScopeSpans`: exactly
+/// the bytes the OpenTelemetry SDK's exporter writes for the same span (a unit test in
+/// `encode.rs` compares them). Every length is worked out before anything is written,
+/// so nothing written is moved again; this runs on the thread that ran the span, once
+/// per span, and is most of what a span costs there.
+pub(crate) fn own_span(out: &mut Vec<u8>, record: &Record) {
+    let start = nanos(record.start);
+    let end = nanos(record.end);
+    let status = status_len(&record.status);
+    let mut len = 18 + 10 // trace id (16 bytes) and span id (8), each a field
+        + record.parent.map_or(0, |_| 10)
+        + string_len(&record.name)
+        + 2 // kind, never unspecified
+        + fixed64_len(start)
+        + fixed64_len(end)
+        + uint_len(u64::from(record.attributes.dropped()))
+        + uint_len(u64::from(record.dropped_events))
+        + 2 + status
+        + 6; // flags: a two-byte tag (field 16) and four bytes
+    for attribute in record.attributes.iter() {
+        len += nested_len(attribute_len(attribute));
+    }
+    for event in &record.events {
+        len += nested_len(event_len(event));
+    }
+    out.reserve(nested_len(len));
+    tag(out, 2, LEN);
+    varint(out, len as u64);
+    bytes(out, 1, &record.context.trace_id.to_bytes());
+    bytes(out, 2, &record.context.span_id.to_bytes());
+    if let Some(parent) = record.parent {
+        bytes(out, 4, &parent.to_bytes());
+    }
+    string(out, 5, &record.name);
+    tag(out, 6, VARINT);
+    out.push(kind(record.kind));
+    fixed64(out, 7, start);
+    fixed64(out, 8, end);
+    for attribute in record.attributes.iter() {
+        write_attribute(out, 9, attribute);
+    }
+    uint(out, 10, u64::from(record.attributes.dropped()));
+    for event in &record.events {
+        tag(out, 11, LEN);
+        varint(out, event_len(event) as u64);
+        fixed64(out, 1, nanos(event.time));
+        string(out, 2, &event.name);
+        for attribute in &event.attributes {
+            write_attribute(out, 3, attribute);
+        }
+    }
+    uint(out, 12, u64::from(record.dropped_events));
+    tag(out, 15, LEN);
+    varint(out, status as u64);
+    match &record.status {
+        Status::Unset => {}
+        Status::Ok => uint(out, 3, 1),
+        Status::Error(description) => {
+            string(out, 2, description);
+            uint(out, 3, 2);
+        }
+    }
+    let sampled = u8::from(record.context.sampled);
+    // Field 16 is the one whose tag takes two bytes.
+    varint(out, (16 << 3) | u64::from(FIXED32));
+    out.extend_from_slice(&flags(record.parent_is_remote, sampled).to_le_bytes());
+}
+
+/// A field's tag, for fields numbered below 16: one byte.
+fn tag(out: &mut Vec<u8>, field: u8, wire_type: u32) {
+    debug_assert!(field < 16, "field {field} has a two-byte tag");
+    out.push((field << 3) | wire_type as u8);
+}
+
+/// A message or string of `len` bytes as a field, tag and length included.
+fn nested_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+/// A string field, left out when empty.
+fn string_len(value: &str) -> usize {
+    if value.is_empty() {
+        0
+    } else {
+        nested_len(value.len())
+    }
+}
+
+fn string(out: &mut Vec<u8>, field: u8, value: &str) {
+    if !value.is_empty() {
+        tag(out, field, LEN);
+        varint(out, value.len() as u64);
+        out.extend_from_slice(value.as_bytes());
+    }
+}
+
+fn bytes(out: &mut Vec<u8>, field: u8, value: &[u8]) {
+    tag(out, field, LEN);
+    out.push(value.len() as u8);
+    out.extend_from_slice(value);
+}
+
+/// An unsigned field, left out when zero.
+fn uint_len(value: u64) -> usize {
+    if value == 0 { 0 } else { 1 + varint_len(value) }
+}
+
+fn uint(out: &mut Vec<u8>, field: u8, value: u64) {
+    if value != 0 {
+        tag(out, field, VARINT);
+        varint(out, value);
+    }
+}
+
+/// A fixed 64-bit field, left out when zero.
+fn fixed64_len(value: u64) -> usize {
+    if value == 0 { 0 } else { 9 }
+}
+
+fn fixed64(out: &mut Vec<u8>, field: u8, value: u64) {
+    if value != 0 {
+        tag(out, field, FIXED64);
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
+fn kind(kind: Kind) -> u8 {
+    match kind {
+        Kind::Internal => 1,
+        Kind::Server => 2,
+        Kind::Client => 3,
+        Kind::Producer => 4,
+        Kind::Consumer => 5,
+    }
+}
+
+/// The body of the `Status` message.
+fn status_len(status: &Status) -> usize {
+    match status {
+        Status::Unset => 0,
+        Status::Ok => 2,
+        Status::Error(description) => string_len(description) + 2,
+    }
+}
+
+/// The body of an `Event` message.
+fn event_len(event: &guildscope_trace::Event) -> usize {
+    let mut len = fixed64_len(nanos(event.time)) + string_len(&event.name);
+    for attribute in &event.attributes {
+        len += nested_len(attribute_len(attribute));
+    }
+    len
+}
+
+/// How many decimal digits `value` has.
+fn digits(value: u64) -> usize {
+    value.checked_ilog10().map_or(1, |log| log as usize + 1)
+}
+
+/// The body of an `AnyValue` message.
+fn any_value_len(value: &Value) -> usize {
+    match value {
+        Value::Bool(_) => 2,
+        Value::I64(v) => 1 + varint_len(*v as u64),
+        Value::F64(_) => 9,
+        Value::U64(v) => nested_len(digits(*v)),
+        Value::Str(text) => nested_len(text.len()),
+    }
+}
+
+/// The body of a `KeyValue` message.
+fn attribute_len(attribute: &Attribute) -> usize {
+    string_len(&attribute.key) + nested_len(any_value_len(&attribute.value))
+}
+
+/// A `KeyValue` message as field `field`.
+fn write_attribute(out: &mut Vec<u8>, field: u8, attribute: &Attribute) {
+    tag(out, field, LEN);
+    varint(out, attribute_len(attribute) as u64);
+    string(out, 1, &attribute.key);
+    tag(out, 2, LEN);
+    varint(out, any_value_len(&attribute.value) as u64);
+    match &attribute.value {
+        Value::Bool(v) => {
+            tag(out, 2, VARINT);
+            out.push(u8::from(*v));
+        }
+        Value::I64(v) => {
+            tag(out, 3, VARINT);
+            varint(out, *v as u64);
+        }
+        Value::F64(v) => {
+            tag(out, 4, FIXED64);
+            out.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+        Value::U64(v) => {
+            tag(out, 1, LEN);
+            let mut digits = [0; 20];
+            let text = decimal(*v, &mut digits);
+            out.push(text.len() as u8);
+            out.extend_from_slice(text);
+        }
+        Value::Str(text) => {
+            tag(out, 1, LEN);
+            varint(out, text.len() as u64);
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
 }
 
 #[cfg(test)]
