@@ -122,7 +122,10 @@ pub(super) fn expose(metrics: &Metrics, out: &mut dyn Exposition) {
 
 fn commands(out: &mut dyn Exposition, metrics: &Metrics) {
     let cells = metrics.commands.read();
-    let mut sorted: Vec<_> = cells.iter().map(|(name, cell)| (&**name, &**cell)).collect();
+    let mut sorted: Vec<_> = cells
+        .iter()
+        .map(|(name, cell)| (&**name, &**cell))
+        .collect();
     sorted.sort_unstable_by_key(|&(name, _)| name);
     sorted.extend(metrics.commands.other().map(|cell| (OTHER, cell)));
 
@@ -209,7 +212,10 @@ fn gateway(out: &mut dyn Exposition, metrics: &Metrics) {
 
 fn rest(out: &mut dyn Exposition, metrics: &Metrics) {
     let cells = metrics.routes.read();
-    let mut sorted: Vec<_> = cells.iter().map(|(&route, cell)| (route, &**cell)).collect();
+    let mut sorted: Vec<_> = cells
+        .iter()
+        .map(|(&route, cell)| (route, &**cell))
+        .collect();
     sorted.sort_unstable_by_key(|&(route, _)| route);
     sorted.extend(metrics.routes.other().map(|cell| (OTHER, cell)));
 
@@ -475,7 +481,10 @@ fn counters<V: Send + Sync>(
     value: impl Fn(&V) -> u64,
 ) {
     let cells = map.read();
-    let mut sorted: Vec<_> = cells.iter().map(|(&label, cell)| (label, &**cell)).collect();
+    let mut sorted: Vec<_> = cells
+        .iter()
+        .map(|(&label, cell)| (label, &**cell))
+        .collect();
     sorted.sort_unstable_by_key(|&(label, _)| label);
     sorted.extend(map.other().map(|cell| (OTHER, cell)));
     for (label, cell) in sorted {

@@ -1029,7 +1029,8 @@ mod tests {
             [("exception.message", RecordValue::from("the store failed"))],
         );
         root.add_event("", []);
-        root.set_status(RecordStatus::Error("the store failed".into()));
+        // Long enough that its length takes two bytes, as an error's text may.
+        root.set_status(RecordStatus::Error("the store failed: ".repeat(10).into()));
         sync_scope(root.context(), || {
             let mut query = Span::child("store.query");
             query.set_kind(Kind::Client);
@@ -1071,6 +1072,47 @@ mod tests {
         assert_eq!(at, spans.len());
         let last = (0..records.len() - 1).fold(0, |at, _| field_end(&spans, at).unwrap());
         assert_eq!(field_end(&spans[..spans.len() - 1], last), None);
+        let mut ours = Vec::new();
+        own_request(&EncodedResource::new(&resource), &scope, &spans, &mut ours);
+        let theirs = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(
+                records.iter().map(|r| as_sdk(r, &scope)).collect(),
+                &ResourceAttributesWithSchema::from(&resource),
+            ),
+        }
+        .encode_to_vec();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn own_spans_match_the_sdk_where_lengths_take_more_bytes() {
+        use guildscope_trace::{Recorder, Span};
+
+        let (recorder, guard) = Recorder::install();
+        // Around each point where a length's varint grows a byte.
+        for len in [0, 1, 100, 126, 127, 128, 129, 16_383, 16_384, 16_385] {
+            let text = "é".repeat(len / 2) + &"x".repeat(len % 2);
+            let mut span = Span::root("span");
+            span.set_name(text.clone());
+            span.set("text", text.clone());
+            span.set(text.clone(), len as u64);
+            span.add_event(
+                "event",
+                [
+                    ("text", RecordValue::from(text.clone())),
+                    ("n", RecordValue::from(-(len as i64))),
+                ],
+            );
+            span.set_status(RecordStatus::Error(text.into()));
+        }
+        drop(guard);
+        let records = recorder.spans();
+        let scope = InstrumentationScope::builder("guildscope").build();
+        let resource = resource();
+        let mut spans = Vec::new();
+        for record in &records {
+            super::super::own::own_span(&mut spans, record);
+        }
         let mut ours = Vec::new();
         own_request(&EncodedResource::new(&resource), &scope, &spans, &mut ours);
         let theirs = ExportTraceServiceRequest {

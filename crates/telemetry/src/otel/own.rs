@@ -136,7 +136,7 @@ pub(crate) fn own_span(out: &mut Vec<u8>, record: &Record) {
         + fixed64_len(end)
         + uint_len(u64::from(record.attributes.dropped()))
         + uint_len(u64::from(record.dropped_events))
-        + 2 + status
+        + nested_len(status)
         + 6; // flags: a two-byte tag (field 16) and four bytes
     for attribute in record.attributes.iter() {
         len += nested_len(attribute_len(attribute));
