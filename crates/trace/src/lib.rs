@@ -46,4 +46,4 @@ pub use record::{
 pub use recorder::Recorder;
 pub use scope::{current, scope, sync_scope};
 pub use span::{Span, SpanContext};
-pub use tracer::{Sampling, Sink, Tracer, TracerLayer, enabled};
+pub use tracer::{OuterParent, Sampling, Sink, Tracer, TracerLayer, enabled};

@@ -4,11 +4,10 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::record::{Attribute, Attributes, Event, Kind, MAX_EVENTS, Record, Status, Value};
-use crate::tracer::Tracer;
+use crate::tracer::{Sampling, Tracer};
 use crate::{SpanId, TraceId, scope};
 
 /// What identifies a span to its children and to other services.
@@ -29,7 +28,8 @@ pub struct SpanContext {
 /// Made with [`root`](Self::root), [`child`](Self::child) or
 /// [`child_of`](Self::child_of); set its attributes, status and events as the
 /// work goes; it ends when dropped (or [`end`](Self::end)ed) and goes to the
-/// tracer's sink then. Children made inside a [`scope`](crate::scope) of its
+/// sink of the current dispatcher's tracer then (the one it was made under: a
+/// span ends where it was made, or in a task of the same dispatcher). Children made inside a [`scope`](crate::scope) of its
 /// context are its children.
 ///
 /// A span is recorded only when the current `tracing` dispatcher carries a
@@ -38,7 +38,8 @@ pub struct SpanContext {
 /// trace carries only its context, so its children stay unsampled too.
 pub struct Span {
     context: Option<SpanContext>,
-    live: Option<Live>,
+    /// The record, while the span is recorded.
+    live: Option<Box<Record>>,
 }
 
 /// Records kept for reuse per thread, at most.
@@ -107,12 +108,6 @@ fn recycle(mut record: Box<Record>) {
     });
 }
 
-/// A recorded span's record and where it goes when it ends.
-struct Live {
-    record: Box<Record>,
-    tracer: Arc<Tracer>,
-}
-
 impl Span {
     /// A span that records nothing and has no context.
     pub const fn none() -> Self {
@@ -125,7 +120,7 @@ impl Span {
     /// The first span of a new trace, whatever scope it is made in.
     pub fn root(name: &'static str) -> Self {
         match Tracer::current() {
-            Some(tracer) => Self::start(tracer, name, None),
+            Some((sampling, _)) => Self::start(sampling, name, None),
             None => Self::none(),
         }
     }
@@ -134,23 +129,22 @@ impl Span {
     /// scope, of the span the tracer's outer parent names, if any; else the
     /// first span of a new trace.
     pub fn child(name: &'static str) -> Self {
-        let Some(tracer) = Tracer::current() else {
+        let Some((sampling, outer)) = Tracer::current() else {
             return Self::none();
         };
-        let parent = scope::current().or_else(|| tracer.outer_parent());
-        Self::start(tracer, name, parent)
+        let parent = scope::current().or_else(|| outer.and_then(|outer| outer()));
+        Self::start(sampling, name, parent)
     }
 
     /// A child of `parent`, which may be in another process.
     pub fn child_of(parent: SpanContext, name: &'static str) -> Self {
         match Tracer::current() {
-            Some(tracer) => Self::start(tracer, name, Some(parent)),
+            Some((sampling, _)) => Self::start(sampling, name, Some(parent)),
             None => Self::none(),
         }
     }
 
-    fn start(tracer: Arc<Tracer>, name: &'static str, parent: Option<SpanContext>) -> Self {
-        let sampling = tracer.sampling();
+    fn start(sampling: Sampling, name: &'static str, parent: Option<SpanContext>) -> Self {
         let (trace_id, sampled) = match parent {
             Some(parent) => (
                 parent.trace_id,
@@ -167,10 +161,7 @@ impl Span {
             sampled,
             remote: false,
         };
-        let live = sampled.then(|| Live {
-            record: new_record(context, parent, name),
-            tracer,
-        });
+        let live = sampled.then(|| new_record(context, parent, name));
         Self {
             context: Some(context),
             live,
@@ -197,7 +188,7 @@ impl Span {
     }
 
     fn record(&mut self) -> Option<&mut Record> {
-        self.live.as_mut().map(|live| &mut *live.record)
+        self.live.as_deref_mut()
     }
 
     /// Sets attribute `key`, replacing its value if it has one.
@@ -262,9 +253,9 @@ impl Span {
 
 impl Drop for Span {
     fn drop(&mut self) {
-        if let Some(Live { mut record, tracer }) = self.live.take() {
+        if let Some(mut record) = self.live.take() {
             record.end = SystemTime::now();
-            tracer.finished(&record);
+            Tracer::finish(&record);
             recycle(record);
         }
     }
@@ -279,8 +270,8 @@ impl Default for Span {
 impl fmt::Debug for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("Span");
-        if let Some(live) = &self.live {
-            debug.field("name", &live.record.name);
+        if let Some(record) = &self.live {
+            debug.field("name", &record.name);
         }
         debug.field("context", &self.context).finish()
     }

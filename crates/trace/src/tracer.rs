@@ -3,8 +3,6 @@
 //! ([`Tracer::layer`]), so spans follow the same dispatcher as log lines: the
 //! global one in the bot, a scoped one in a test.
 
-use std::sync::Arc;
-
 use tracing::Subscriber;
 use tracing::dispatcher;
 use tracing_subscriber::Layer;
@@ -62,11 +60,15 @@ fn by_trace_id(ratio: f64, trace_id: TraceId) -> bool {
     (u64::from_be_bytes(low) >> 1) < bound
 }
 
+/// Names the parent of a span made outside any scope: the context of a span another
+/// tracing system has entered on this thread.
+pub type OuterParent = fn() -> Option<SpanContext>;
+
 /// Where spans go and which are sampled.
 pub struct Tracer {
     sink: Box<dyn Sink>,
     sampling: Sampling,
-    outer: Option<fn() -> Option<SpanContext>>,
+    outer: Option<OuterParent>,
 }
 
 impl std::fmt::Debug for Tracer {
@@ -91,7 +93,7 @@ impl Tracer {
     /// [`scope`](crate::scope): the context of a span another tracing system
     /// has entered on this thread (a `tracing` span, say), so spans made inside
     /// one still join its trace.
-    pub fn with_outer_parent(self, outer: fn() -> Option<SpanContext>) -> Self {
+    pub fn with_outer_parent(self, outer: OuterParent) -> Self {
         Self {
             outer: Some(outer),
             ..self
@@ -105,30 +107,32 @@ impl Tracer {
     where
         S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
-        TracerLayer(Arc::new(self)).with_filter(LevelFilter::OFF)
+        TracerLayer(self).with_filter(LevelFilter::OFF)
     }
 
-    pub(crate) fn sampling(&self) -> Sampling {
-        self.sampling
-    }
-
-    pub(crate) fn outer_parent(&self) -> Option<SpanContext> {
-        self.outer.and_then(|outer| outer())
-    }
-
-    pub(crate) fn finished(&self, record: &Record) {
-        self.sink.finished(record);
-    }
-
-    /// The tracer of the current `tracing` dispatcher, if it has one. Taken out
-    /// of the dispatcher's lookup before anything else is asked of it: inside
-    /// that lookup, `tracing` answers every other question with no dispatcher.
-    pub(crate) fn current() -> Option<Arc<Tracer>> {
+    /// The sampling and the outer parent of the current `tracing` dispatcher's
+    /// tracer, if it has one: copies, taken out of the dispatcher's lookup before
+    /// anything else is asked of it (inside that lookup, `tracing` answers every
+    /// other question with no dispatcher).
+    pub(crate) fn current() -> Option<(Sampling, Option<OuterParent>)> {
         dispatcher::get_default(|dispatch| {
             dispatch
                 .downcast_ref::<TracerLayer>()
-                .map(|layer| Arc::clone(&layer.0))
+                .map(|layer| (layer.0.sampling, layer.0.outer))
         })
+    }
+
+    /// Hands `record` to the sink of the current `tracing` dispatcher's tracer, the
+    /// one the span was made under (a span ends where it was made, or in a task of
+    /// the same dispatcher); with none, it is dropped. Looked up again rather than
+    /// kept: a reference count shared by every thread that makes spans would be a
+    /// cache line they all write to, twice a span.
+    pub(crate) fn finish(record: &Record) {
+        dispatcher::get_default(|dispatch| {
+            if let Some(layer) = dispatch.downcast_ref::<TracerLayer>() {
+                layer.0.sink.finished(record);
+            }
+        });
     }
 }
 
@@ -141,7 +145,7 @@ pub fn enabled() -> bool {
 
 /// The layer carrying a [`Tracer`]; see [`Tracer::layer`].
 #[derive(Debug)]
-pub struct TracerLayer(Arc<Tracer>);
+pub struct TracerLayer(Tracer);
 
 impl<S: Subscriber> Layer<S> for TracerLayer {
     fn enabled(&self, _: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {

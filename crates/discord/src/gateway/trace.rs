@@ -90,7 +90,10 @@ pub(crate) fn event_span(shard: u32, sequence: u64, name: &'static str, event: &
     if let Event::Interaction(interaction) = event {
         span.set("discord.interaction_id", interaction.id.get());
         span.set("command.name", interaction.name.clone());
-        span.set_name(format!("/{}", interaction.name));
+        let mut name = String::with_capacity(interaction.name.len() + 1);
+        name.push('/');
+        name.push_str(&interaction.name);
+        span.set_name(name);
     }
     span
 }

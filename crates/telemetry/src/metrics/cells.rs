@@ -10,13 +10,14 @@
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use thread_local::ThreadLocal;
+
+use crate::fxhash::FxMap;
 
 /// The label value that stands for every value past a label's cap.
 pub(super) const OTHER: &str = "other";
@@ -40,63 +41,8 @@ impl LabelKey for u32 {
     }
 }
 
-/// FxHash, the hash `rustc` uses for its own tables: a multiply and a rotate per eight
-/// bytes. Label values are few (each map is capped) and short, and SipHash's protection
-/// against chosen keys buys nothing for a map that holds a few hundred keys at most.
-#[derive(Default, Clone, Copy)]
-pub(super) struct FxHasher(u64);
-
-impl FxHasher {
-    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// A hash map keyed by label values.
-pub(super) type Map<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+/// A hash map keyed by label values (see [`FxMap`]).
+pub(super) type Map<K, V> = FxMap<K, V>;
 
 /// A map from one label's values to their cells, holding at most `cap` values; the rest
 /// share one cell rendered as `"other"`, and each update that lands there because of the

@@ -50,10 +50,10 @@ pub struct StatsdConfig {
         deserialize_with = "duration_ms"
     )]
     pub flush_interval: Duration,
-    /// Capacity of the queue between the handles and the sink task, in lines and
-    /// distinct counters (a counter already waiting is added to, taking no more room).
-    /// When it is full, new metrics are dropped and counted instead of blocking the
-    /// caller.
+    /// Capacity of each thread's queue of metrics waiting for the sink task, in lines
+    /// and distinct counters (a counter already waiting is added to, taking no more
+    /// room). When it is full, new metrics from that thread are dropped and counted
+    /// instead of blocking the caller.
     #[serde(default = "default_queue")]
     pub queue: usize,
 }

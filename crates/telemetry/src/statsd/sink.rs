@@ -1,26 +1,29 @@
 //! The handle callers keep ([`Statsd`]) and the task that owns the UDP socket.
 //!
 //! Callers must never wait on telemetry, so the handle encodes a metric straight into a
-//! shared buffer of pending lines, under a lock held for that append alone; when
-//! [`StatsdConfig::queue`] metrics are pending already, the metric is dropped and
-//! counted, not waited for. Counters (without a sample rate) are not written as lines
-//! but summed by name until the next send, as StatsD itself sums them over its own
-//! interval: a busy channel costs one line per send, not one per message. The task
-//! sends what is waiting every flush interval, on a timer of its own; a metric wakes
-//! it only when it makes [`WAKE_DATAGRAMS`] datagrams' worth wait, or on a flush or
-//! the last handle going away. Waking the task costs the caller far more than the
-//! metric itself (a sleeping runtime thread is woken for it), so under load the task
-//! is woken once per several datagrams, and at a low rate not at all. It writes the
-//! summed counters' lines, packs lines into datagrams and is the only thing that
-//! touches the socket.
-
-use std::collections::HashMap;
+//! buffer of pending lines of the calling thread's own, under a lock held for that
+//! append alone and otherwise taken only by the task, when it collects; when
+//! [`StatsdConfig::queue`] metrics are pending on that thread already, the metric is
+//! dropped and counted, not waited for. (With one buffer for every thread, each metric
+//! moved the buffer's cache line between cores, which cost more than the metric.)
+//! Counters (without a sample rate) are not written as lines but summed by name until
+//! the next send, as StatsD itself sums them over its own interval: a busy channel
+//! costs one line per send, not one per message.
+//!
+//! The task collects and sends what is waiting every flush interval, on a timer of its
+//! own; a metric wakes it early only when it makes [`WAKE_DATAGRAMS`] datagrams' worth
+//! wait on its thread, and a flush or the last handle going away wake it too. Waking the
+//! task costs the caller far more than the metric itself (a sleeping runtime thread is
+//! woken for it), so under load the task is woken once per several datagrams, and at a
+//! low rate not at all. It sums the counters across threads, writes their lines, packs
+//! lines into datagrams and is the only thing that touches the socket.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use thread_local::ThreadLocal;
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
@@ -28,6 +31,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::config::{StatsdConfig, StatsdError};
 use super::encoder::{Encoder, Metric, MetricValue};
+use crate::fxhash::FxMap;
 
 /// How many datagrams' worth of lines waiting wakes the task before its interval is up.
 pub const WAKE_DATAGRAMS: usize = 8;
@@ -42,17 +46,22 @@ struct Counters {
 /// What the handles and the task share.
 #[derive(Debug)]
 struct Shared {
-    pending: Mutex<Pending>,
+    /// Each thread's metrics waiting for the task.
+    threads: ThreadLocal<Mutex<Pending>>,
+    /// What the task has been asked to do.
+    orders: Mutex<Orders>,
     /// Wakes the task; a wake-up while it is busy is kept for its next wait.
     wake: Notify,
     counters: Counters,
     max_datagram: usize,
-    /// Bytes of lines waiting that wake the task: [`WAKE_DATAGRAMS`] datagrams.
+    /// Bytes of lines waiting on one thread that wake the task: [`WAKE_DATAGRAMS`]
+    /// datagrams.
     wake_at: usize,
+    /// Lines and distinct counters waiting on one thread, at most.
     queue: usize,
 }
 
-/// Metrics waiting for the task, and what it has been asked to do.
+/// One thread's metrics waiting for the task.
 #[derive(Debug, Default)]
 struct Pending {
     /// The metrics' lines, one after the other.
@@ -61,6 +70,11 @@ struct Pending {
     ends: Vec<usize>,
     /// Counters summed since the last send.
     counts: Counts,
+}
+
+/// What the task has been asked to do.
+#[derive(Debug, Default)]
+struct Orders {
     /// Callers of [`Statsd::flush`] waiting for what is pending to be sent.
     flushes: Vec<oneshot::Sender<()>>,
     /// Every handle is gone.
@@ -72,17 +86,13 @@ struct Pending {
 /// Counters summed by name, in the order they first came.
 #[derive(Debug, Default)]
 struct Counts {
-    index: HashMap<Box<str>, usize>,
+    index: FxMap<Box<str>, usize>,
     sums: Vec<(Box<str>, i64)>,
 }
 
 impl Counts {
     fn len(&self) -> usize {
         self.sums.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.sums.is_empty()
     }
 
     /// Adds `n` to `name` if it is counted already; whether it was.
@@ -101,6 +111,16 @@ impl Counts {
         self.sums.push((name, n));
     }
 
+    /// Adds every sum of `other`, taking them from it.
+    fn merge(&mut self, other: &mut Counts) {
+        for (name, n) in other.take() {
+            if !self.add(&name, n) {
+                self.index.insert(name.clone(), self.sums.len());
+                self.sums.push((name, n));
+            }
+        }
+    }
+
     /// The sums so far, leaving none.
     fn take(&mut self) -> Vec<(Box<str>, i64)> {
         self.index.clear();
@@ -108,10 +128,19 @@ impl Counts {
     }
 }
 
+/// Locks `mutex`. A panic elsewhere while it was held leaves whole metrics or none.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Pending> {
-        // A panic elsewhere while the lock was held leaves whole metrics or none.
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The calling thread's pending metrics.
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        lock(self.threads.get_or_default())
+    }
+
+    fn orders(&self) -> MutexGuard<'_, Orders> {
+        lock(&self.orders)
     }
 }
 
@@ -121,7 +150,7 @@ struct Handles(Arc<Shared>);
 
 impl Drop for Handles {
     fn drop(&mut self) {
-        self.0.lock().closed = true;
+        self.0.orders().closed = true;
         self.0.wake.notify_one();
     }
 }
@@ -150,7 +179,8 @@ impl Statsd {
         socket.connect(addr).await.map_err(socket_error)?;
 
         let shared = Arc::new(Shared {
-            pending: Mutex::default(),
+            threads: ThreadLocal::new(),
+            orders: Mutex::default(),
             wake: Notify::new(),
             counters: Counters::default(),
             max_datagram: config.max_datagram,
@@ -166,6 +196,7 @@ impl Statsd {
             flush_interval: config.flush_interval,
             buffer: String::with_capacity(config.max_datagram),
             line: String::new(),
+            counts: Counts::default(),
             failing: false,
         };
         let join = tokio::spawn(task.run());
@@ -201,7 +232,7 @@ impl Statsd {
             MetricValue::Counter(n) if metric.sample_rate.is_none() => Some(n),
             _ => None,
         };
-        let mut pending = shared.lock();
+        let mut pending = shared.pending();
         // A counter already pending since the last send: the timer runs for it.
         if let Some(n) = summed
             && pending.counts.add(metric.name, n)
@@ -247,11 +278,11 @@ impl Statsd {
     pub async fn flush(&self) -> Result<(), StatsdError> {
         let (done, sent) = oneshot::channel();
         {
-            let mut pending = self.shared.lock();
-            if pending.stopped {
+            let mut orders = self.shared.orders();
+            if orders.stopped {
                 return Err(StatsdError::Closed);
             }
-            pending.flushes.push(done);
+            orders.flushes.push(done);
         }
         self.shared.wake.notify_one();
         sent.await.map_err(|_| StatsdError::Closed)
@@ -301,6 +332,8 @@ struct SinkTask {
     buffer: String,
     /// One summed counter's line, kept for its allocation.
     line: String,
+    /// The counters taken from the threads, summed.
+    counts: Counts,
     failing: bool,
 }
 
@@ -326,9 +359,8 @@ impl SinkTask {
                 () = self.shared.wake.notified() => false,
                 _ = tick.tick() => true,
             };
-            let Some(taken) = self.take(due, &mut text, &mut ends) else {
-                continue;
-            };
+            // Woken early, the task sends the full datagrams only.
+            let taken = self.take(&mut text, &mut ends);
             self.pack(&taken.text, &taken.ends).await;
             self.pack_counts(&taken.counts).await;
             // A partly filled datagram waits for the next tick, unless this is
@@ -346,32 +378,35 @@ impl SinkTask {
             text = taken.text;
             ends = taken.ends;
         }
-        self.shared.lock().stopped = true;
+        self.shared.orders().stopped = true;
         tracing::debug!(addr = %self.addr, "statsd sink stopped");
     }
 
-    /// Takes the pending metrics when there is something to do: the interval is up
-    /// and something waits, several datagrams' worth waits, a flush was asked for, or
-    /// the handles are gone.
-    fn take(&mut self, due: bool, text: &mut String, ends: &mut Vec<usize>) -> Option<Taken> {
-        let mut pending = self.shared.lock();
-        let full = pending.text.len() >= self.shared.wake_at;
-        let waiting =
-            !pending.ends.is_empty() || !pending.counts.is_empty() || !self.buffer.is_empty();
-        if !((due && waiting) || full || pending.closed || !pending.flushes.is_empty()) {
-            return None;
-        }
+    /// Takes every thread's pending metrics, the counters summed across threads, and
+    /// what the task has been asked to do.
+    fn take(&mut self, text: &mut String, ends: &mut Vec<usize>) -> Taken {
+        let (flushes, closed) = {
+            let mut orders = self.shared.orders();
+            (std::mem::take(&mut orders.flushes), orders.closed)
+        };
         text.clear();
         ends.clear();
-        std::mem::swap(&mut pending.text, text);
-        std::mem::swap(&mut pending.ends, ends);
-        Some(Taken {
+        for pending in self.shared.threads.iter() {
+            let mut pending = lock(pending);
+            let offset = text.len();
+            text.push_str(&pending.text);
+            ends.extend(pending.ends.iter().map(|end| offset + end));
+            pending.text.clear();
+            pending.ends.clear();
+            self.counts.merge(&mut pending.counts);
+        }
+        Taken {
             text: std::mem::take(text),
             ends: std::mem::take(ends),
-            counts: pending.counts.take(),
-            flushes: std::mem::take(&mut pending.flushes),
-            closed: pending.closed,
-        })
+            counts: self.counts.take(),
+            flushes,
+            closed,
+        }
     }
 
     /// Packs metrics into the datagram being filled, sending each one that is full.
