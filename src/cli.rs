@@ -259,6 +259,11 @@ pub struct BenchTelemetryArgs {
     /// is fed whenever the "on" side runs.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Exporter::ALL)]
     pub exporters: Vec<Exporter>,
+    /// Compare two builds instead of telemetry off and on: each round runs this
+    /// build and the guildscope binary at PATH side by side, both with the
+    /// exporters on, and the report's "off" column is the other build's.
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<std::path::PathBuf>,
     /// Run one phase and print its result as JSON (used by the rounds).
     #[arg(long, hide = true, value_enum)]
     pub phase: Option<TelemetryPhase>,

@@ -125,8 +125,21 @@ async fn rounds(args: &BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
         // overhead measured. Each then runs its firehose alone (it saturates
         // the machine), the side going first alternating between rounds.
         let peers = Peers::start().await?;
+        // With a baseline build, its side runs with the exporters on too, to
+        // peers of its own.
+        let baseline_peers = match &args.baseline {
+            Some(_) => Some(Peers::start().await?),
+            None => None,
+        };
+        let baseline = match (&args.baseline, &baseline_peers) {
+            (Some(other), Some(other_peers)) => {
+                Child::spawn(other, args, TelemetryPhase::On, Some(other_peers))?
+                    .counted_as(TelemetryPhase::Off)
+            }
+            _ => Child::spawn(&exe, args, TelemetryPhase::Off, None)?,
+        };
         let mut sides = [
-            Child::spawn(&exe, args, TelemetryPhase::Off, None)?,
+            baseline,
             Child::spawn(&exe, args, TelemetryPhase::On, Some(&peers))?,
         ];
         for side in &mut sides {
@@ -148,6 +161,9 @@ async fn rounds(args: &BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
             results.push((phase, result));
         }
         peers.stop().await;
+        if let Some(other_peers) = baseline_peers {
+            other_peers.stop().await;
+        }
         results.sort_by_key(|(phase, _)| *phase == TelemetryPhase::On);
         for (phase, result) in results {
             eprintln!(
@@ -222,6 +238,11 @@ impl Child {
             stdin,
             lines: std::io::BufRead::lines(std::io::BufReader::new(stdout)),
         })
+    }
+
+    /// The same child, counted as the side `phase` of the round.
+    fn counted_as(self, phase: TelemetryPhase) -> Self {
+        Self { phase, ..self }
     }
 
     /// Waits for the child to print `line`.
@@ -326,6 +347,12 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
         args.command_rate / 4.0
     );
     println!("exporters on         {}", exporters_arg(&args.exporters));
+    if let Some(other) = &args.baseline {
+        println!(
+            "compared with        {} (\"off\" below), telemetry on in both",
+            other.display()
+        );
+    }
     println!("                     telemetry off   telemetry on    ratio / delta");
     println!(
         "ingest throughput    {:>9.0} msg/s {:>9.0} msg/s  {:.3} ({:+.1}%)",

@@ -1,17 +1,19 @@
 //! The building blocks of the registry: a read-mostly map from a label value to its cell,
 //! capped in size, and a histogram made of atomics.
 //!
-//! The hot path touches only atomics and memory of its own thread: each thread keeps
+//! The hot path writes only memory no other busy thread writes: each thread keeps
 //! handles to the cells it has used, so after a label value's first use on a thread an
-//! update takes no lock (a read lock's count is a cache line every thread writes to, and
-//! on two busy cores that line moving back and forth cost more than the update). The
-//! shared map's write lock is taken once per new label value, and its read lock once per
-//! value per thread.
+//! update takes no lock, and counters and histograms are sharded, each thread adding
+//! to a shard (a cache line) of its own. A read lock's count, or one counter that every
+//! thread adds to, is a cache line every thread writes; on two busy cores that line
+//! moving back and forth cost more than the update. The shared map's write lock is
+//! taken once per new label value, and its read lock once per value per thread; a
+//! scrape adds the shards up.
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -38,6 +40,45 @@ impl LabelKey for str {
 impl LabelKey for u32 {
     fn is_other(&self) -> bool {
         false
+    }
+}
+
+/// Shards per counter and histogram. Threads take shards in turn, so the first few
+/// threads that count (the runtime's workers) each have one; past that, threads share.
+const SHARDS: usize = 8;
+
+/// The shard of the calling thread.
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.try_with(|shard| *shard).unwrap_or(0)
+}
+
+/// An atomic on a cache line of its own.
+#[derive(Default)]
+#[repr(align(64))]
+struct Line(AtomicU64);
+
+/// A counter sharded by thread: adding writes the calling thread's shard only.
+#[derive(Default)]
+pub(super) struct Counter {
+    shards: [Line; SHARDS],
+}
+
+impl Counter {
+    pub(super) fn add(&self, n: u64) {
+        if let Some(line) = self.shards.get(shard()) {
+            line.0.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// The total so far.
+    pub(super) fn get(&self) -> u64 {
+        self.shards.iter().fold(0_u64, |sum, line| {
+            sum.wrapping_add(line.0.load(Ordering::Relaxed))
+        })
     }
 }
 
@@ -234,25 +275,40 @@ pub(super) const STORE_BATCH_BUCKETS: &[u64] = &[
     10_000_000_000,
 ];
 
+/// The most buckets a histogram has: its bounds and one above them all.
+const MAX_BUCKETS: usize = 16;
+
+/// One thread's share of a histogram, on cache lines of its own.
+#[repr(align(64))]
+struct HistogramShard {
+    buckets: [AtomicU64; MAX_BUCKETS],
+    sum_nanos: AtomicU64,
+}
+
 /// A histogram of durations: one atomic per bucket (not cumulative; rendering adds them
-/// up) and the sum in nanoseconds, which keeps it exact.
+/// up) and the sum in nanoseconds, which keeps it exact; sharded by thread like
+/// [`Counter`].
 ///
 /// There is no separate count: it is the total of the buckets, so a scrape that races an
 /// update still shows a `+Inf` bucket equal to `_count`.
 pub(super) struct Histogram {
     bounds: &'static [u64],
-    /// One per bound, then one for everything above the last bound.
-    buckets: Box<[AtomicU64]>,
-    sum_nanos: AtomicU64,
+    shards: Box<[HistogramShard]>,
 }
 
 impl Histogram {
-    /// An empty histogram with the given upper bounds, in nanoseconds, ascending.
+    /// An empty histogram with the given upper bounds, in nanoseconds, ascending; at
+    /// most [`MAX_BUCKETS`]` - 1` of them (the constants below).
     pub(super) fn new(bounds: &'static [u64]) -> Self {
         Self {
-            bounds,
-            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum_nanos: AtomicU64::new(0),
+            // Every caller passes one of the constants below, checked at compile time.
+            bounds: &bounds[..bounds.len().min(MAX_BUCKETS - 1)],
+            shards: (0..SHARDS)
+                .map(|_| HistogramShard {
+                    buckets: Default::default(),
+                    sum_nanos: AtomicU64::new(0),
+                })
+                .collect(),
         }
     }
 
@@ -260,11 +316,14 @@ impl Histogram {
     pub(super) fn observe(&self, elapsed: Duration) {
         let nanos = nanos(elapsed);
         let index = self.bounds.partition_point(|&bound| bound < nanos);
-        if let Some(bucket) = self.buckets.get(index) {
+        let Some(shard) = self.shards.get(shard()) else {
+            return;
+        };
+        if let Some(bucket) = shard.buckets.get(index) {
             bucket.fetch_add(1, Ordering::Relaxed);
         }
         // Wraps after 584 years of summed time, which is acceptable for a counter.
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        shard.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// The bounds, in nanoseconds.
@@ -274,16 +333,24 @@ impl Histogram {
 
     /// Observations per bucket (not cumulative), the last one being above every bound.
     pub(super) fn counts(&self) -> impl Iterator<Item = u64> + '_ {
-        self.buckets
-            .iter()
-            .map(|bucket| bucket.load(Ordering::Relaxed))
+        (0..=self.bounds.len()).map(|index| {
+            self.shards.iter().fold(0_u64, |sum, shard| {
+                sum.wrapping_add(shard.buckets[index].load(Ordering::Relaxed))
+            })
+        })
     }
 
     /// Sum of all observations, in nanoseconds.
     pub(super) fn sum_nanos(&self) -> u64 {
-        self.sum_nanos.load(Ordering::Relaxed)
+        self.shards.iter().fold(0_u64, |sum, shard| {
+            sum.wrapping_add(shard.sum_nanos.load(Ordering::Relaxed))
+        })
     }
 }
+
+const _: () = assert!(COMMAND_BUCKETS.len() < MAX_BUCKETS);
+const _: () = assert!(RATELIMIT_BUCKETS.len() < MAX_BUCKETS);
+const _: () = assert!(STORE_BATCH_BUCKETS.len() < MAX_BUCKETS);
 
 /// `elapsed` in nanoseconds, saturating at `u64::MAX` (584 years).
 pub(super) fn nanos(elapsed: Duration) -> u64 {

@@ -12,8 +12,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use super::cells::{
-    COMMAND_BUCKETS, Histogram, LabelKey, LabelMap, OTHER, RATELIMIT_BUCKETS, STORE_BATCH_BUCKETS,
-    nanos,
+    COMMAND_BUCKETS, Counter, Histogram, LabelKey, LabelMap, OTHER, RATELIMIT_BUCKETS,
+    STORE_BATCH_BUCKETS, nanos,
 };
 use crate::statsd::Statsd;
 
@@ -131,13 +131,13 @@ pub struct Metrics {
     pub(super) build: BuildInfo,
     statsd: Option<Statsd>,
     pub(super) commands: LabelMap<Box<str>, CommandCell>,
-    pub(super) events: LabelMap<&'static str, AtomicU64>,
-    pub(super) messages: AtomicU64,
+    pub(super) events: LabelMap<&'static str, Counter>,
+    pub(super) messages: Counter,
     /// StatsD name (`channels.<sanitised name>`) per channel name; used only with StatsD.
     pub(super) channels: LabelMap<Box<str>, Box<str>>,
     pub(super) shards: LabelMap<u32, ShardCell>,
     pub(super) routes: LabelMap<&'static str, RouteCell>,
-    pub(super) tables: LabelMap<&'static str, AtomicU64>,
+    pub(super) tables: LabelMap<&'static str, Counter>,
     pub(super) store_batch: Histogram,
     pub(super) store_batch_failures: AtomicU64,
     pub(super) guilds: Guilds,
@@ -160,7 +160,7 @@ impl fmt::Debug for Metrics {
 
 /// Per command: a counter per outcome, the duration histogram and the StatsD names.
 pub(super) struct CommandCell {
-    pub(super) outcomes: [AtomicU64; 3],
+    pub(super) outcomes: [Counter; 3],
     pub(super) duration: Histogram,
     statsd_count: Box<str>,
     statsd_timing: Box<str>,
@@ -178,9 +178,7 @@ impl CommandCell {
 
     /// The count for `outcome`.
     pub(super) fn outcome(&self, outcome: Outcome) -> u64 {
-        self.outcomes
-            .get(outcome.index())
-            .map_or(0, |count| count.load(Ordering::Relaxed))
+        self.outcomes.get(outcome.index()).map_or(0, Counter::get)
     }
 }
 
@@ -250,7 +248,7 @@ impl RouteCell {
 
 /// Requests with one status on one route.
 pub(super) struct StatusCell {
-    pub(super) count: AtomicU64,
+    pub(super) count: Counter,
     /// `errors.api_error_<status>` for statuses of 400 and up.
     statsd_error: Option<Box<str>>,
 }
@@ -264,7 +262,7 @@ impl StatusCell {
             _ => None,
         };
         Self {
-            count: AtomicU64::new(0),
+            count: Counter::default(),
             statsd_error,
         }
     }
@@ -272,14 +270,14 @@ impl StatusCell {
 
 /// Per error kind: the count and the StatsD name `errors.<kind>`.
 pub(super) struct ErrorCell {
-    pub(super) count: AtomicU64,
+    pub(super) count: Counter,
     statsd_name: Box<str>,
 }
 
 impl ErrorCell {
     fn new(kind: &str) -> Self {
         Self {
-            count: AtomicU64::new(0),
+            count: Counter::default(),
             statsd_name: format!("errors.{kind}").into(),
         }
     }
@@ -433,8 +431,8 @@ impl Metrics {
             build,
             statsd,
             commands: LabelMap::new("command", limits.commands, CommandCell::new(OTHER)),
-            events: LabelMap::new("event", limits.events, AtomicU64::new(0)),
-            messages: AtomicU64::new(0),
+            events: LabelMap::new("event", limits.events, Counter::default()),
+            messages: Counter::default(),
             channels: LabelMap::new(
                 "channel",
                 limits.channels,
@@ -442,7 +440,7 @@ impl Metrics {
             ),
             shards: LabelMap::new("shard", limits.shards, ShardCell::new()),
             routes: LabelMap::new("route", limits.routes, RouteCell::new()),
-            tables: LabelMap::new("table", limits.tables, AtomicU64::new(0)),
+            tables: LabelMap::new("table", limits.tables, Counter::default()),
             store_batch: Histogram::new(STORE_BATCH_BUCKETS),
             store_batch_failures: AtomicU64::new(0),
             guilds: Guilds::new(limits.guilds),
@@ -466,7 +464,7 @@ impl Metrics {
             CommandCell::new,
             |cell| {
                 if let Some(count) = cell.outcomes.get(outcome.index()) {
-                    count.fetch_add(1, Ordering::Relaxed);
+                    count.add(1);
                 }
                 cell.duration.observe(elapsed);
                 if let Some(statsd) = &self.statsd {
@@ -489,8 +487,8 @@ impl Metrics {
         self.events.with(
             event,
             |_| event,
-            |_| AtomicU64::new(0),
-            |count| count.fetch_add(1, Ordering::Relaxed),
+            |_| Counter::default(),
+            |count| count.add(1),
         );
     }
 
@@ -498,7 +496,7 @@ impl Metrics {
     /// `channels.<name>` +1, with the name lowercased and every character outside
     /// `[a-z0-9_-]` replaced by `_`.
     pub fn message(&self, channel_name: Option<&str>) {
-        self.messages.fetch_add(1, Ordering::Relaxed);
+        self.messages.add(1);
         let Some(statsd) = &self.statsd else {
             return;
         };
@@ -554,7 +552,7 @@ impl Metrics {
             |cell| {
                 cell.ratelimit_wait.observe(ratelimit_wait);
                 let count = |status: &StatusCell| {
-                    status.count.fetch_add(1, Ordering::Relaxed);
+                    status.count.add(1);
                     if let (Some(statsd), Some(name)) = (&self.statsd, &status.statsd_error) {
                         statsd.count(name, 1);
                     }
@@ -583,8 +581,8 @@ impl Metrics {
         self.tables.with(
             table,
             |_| table,
-            |_| AtomicU64::new(0),
-            |count| count.fetch_add(rows, Ordering::Relaxed),
+            |_| Counter::default(),
+            |count| count.add(rows),
         );
     }
 
@@ -632,7 +630,7 @@ impl Metrics {
             |_| kind,
             ErrorCell::new,
             |cell| {
-                cell.count.fetch_add(1, Ordering::Relaxed);
+                cell.count.add(1);
                 if let Some(statsd) = &self.statsd {
                     statsd.count(&cell.statsd_name, 1);
                 }

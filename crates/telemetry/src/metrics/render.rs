@@ -9,7 +9,7 @@
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::cells::{Histogram, LabelMap, OTHER};
+use super::cells::{Counter, Histogram, LabelMap, OTHER};
 use super::registry::{GuildCell, Metrics, Outcome, Status};
 
 /// What a family is.
@@ -81,7 +81,7 @@ pub(super) fn expose(metrics: &Metrics, out: &mut dyn Exposition) {
     out.sample(
         "guildscope_messages_total",
         &[],
-        Number::Count(load(&metrics.messages)),
+        Number::Count(metrics.messages.get()),
     );
 
     rest(out, metrics);
@@ -90,7 +90,7 @@ pub(super) fn expose(metrics: &Metrics, out: &mut dyn Exposition) {
 
     out.family("guildscope_errors_total", Kind::Counter, "Errors, by kind.");
     counters(out, "guildscope_errors_total", &metrics.errors, |cell| {
-        load(&cell.count)
+        cell.count.get()
     });
 
     out.family(
@@ -168,7 +168,7 @@ fn gateway(out: &mut dyn Exposition, metrics: &Metrics) {
         out,
         "guildscope_gateway_events_total",
         &metrics.events,
-        load,
+        Counter::get,
     );
 
     let cells = metrics.shards.read();
@@ -242,7 +242,7 @@ fn rest(out: &mut dyn Exposition, metrics: &Metrics) {
             out.sample(
                 "guildscope_rest_requests_total",
                 &[("route", &route), ("status", &status)],
-                Number::Count(load(&cell.count)),
+                Number::Count(cell.count.get()),
             );
         }
     }
@@ -267,7 +267,12 @@ fn store(out: &mut dyn Exposition, metrics: &Metrics) {
         Kind::Counter,
         "Rows written to the statistics store, by table.",
     );
-    counters(out, "guildscope_store_rows_total", &metrics.tables, load);
+    counters(
+        out,
+        "guildscope_store_rows_total",
+        &metrics.tables,
+        Counter::get,
+    );
 
     out.family(
         "guildscope_store_batch_seconds",
