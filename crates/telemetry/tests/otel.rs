@@ -220,6 +220,28 @@ async fn shutdown_flushes_spans_created_just_before_it() {
     assert_eq!(receiver.spans().len(), 100);
 }
 
+/// Spans go over gRPC from a pipeline built and used where no runtime is: the
+/// exporter's connection lives on a runtime of its own.
+#[test]
+fn grpc_spans_need_no_runtime_of_the_caller() {
+    // The receiver stands for a collector elsewhere; its runtime is not the pipeline's.
+    let collector = tokio::runtime::Runtime::new().unwrap();
+    let receiver = collector.block_on(OtlpReceiver::start()).unwrap();
+    let (dispatch, guard, _logs) = build(&config(grpc(&receiver)));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let _command = tracing::info_span!("command", command.name = "ping").entered();
+        let _own = guildscope_trace::Span::child("own.child");
+    });
+    let counts = collector.block_on(guard.shutdown());
+    assert_eq!((counts.ended, counts.exported, counts.dropped), (2, 2, 0));
+    let spans = receiver.spans();
+    assert_eq!(
+        named(&spans, "own.child").parent_span_id.as_deref(),
+        Some(named(&spans, "command").span_id.as_str())
+    );
+    collector.block_on(receiver.shutdown());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_log_lines_carry_the_exported_span_ids() {
     let receiver = OtlpReceiver::start().await.unwrap();

@@ -587,16 +587,16 @@ fn a_bad_log_filter_is_refused_by_build() {
 }
 
 #[test]
-fn grpc_export_outside_a_runtime_is_an_error_not_a_panic() {
+fn grpc_log_export_outside_a_runtime_is_an_error_not_a_panic() {
     let config = TelemetryConfig {
-        traces: Some(OtlpEndpoint::new(
+        logs: Some(OtlpEndpoint::new(
             "http://127.0.0.1:4317",
             OtlpProtocol::Grpc,
         )),
         ..TelemetryConfig::default()
     };
     match build_with_writer(&config, LogBuffer::default()) {
-        Err(err @ TelemetryError::NoRuntime { signal: "traces" }) => {
+        Err(err @ TelemetryError::NoRuntime { signal: "logs" }) => {
             assert!(err.to_string().contains("tokio runtime"), "{err}");
         }
         other => panic!("expected NoRuntime, got {:?}", other.map(|_| ())),

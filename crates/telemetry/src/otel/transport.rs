@@ -4,6 +4,10 @@
 //! blocking reqwest client), on the batch processor's thread. The metrics exporter
 //! sends its requests the same way.
 //!
+//! A gRPC client has a single-threaded runtime of its own, driven only by the thread
+//! that sends: the HTTP/2 connection is written and read there, never on the bot's
+//! runtime, so an export neither takes a worker from the bot's tasks nor wakes one.
+//!
 //! It behaves as `opentelemetry-otlp`'s exporter does: the same headers and user agent,
 //! the endpoint's timeout as the budget for one export retries included, and the same
 //! retry policy (three retries, exponential backoff from 100 ms up to 1.6 s with up to
@@ -73,6 +77,8 @@ enum Transport {
     Grpc {
         channel: Channel,
         metadata: MetadataMap,
+        /// Where the channel's connection lives; driven by [`OtlpClient::export_blocking`].
+        runtime: OwnRuntime,
     },
     Http {
         client: reqwest::blocking::Client,
@@ -105,8 +111,7 @@ impl fmt::Debug for OtlpClient {
 
 impl OtlpSpanExporter {
     /// An exporter for `endpoint` (validated already), sending `resource` with every
-    /// request and `scope` as the span layer's instrumentation scope. Over gRPC it
-    /// must be built inside a tokio runtime.
+    /// request and `scope` as the span layer's instrumentation scope.
     pub(crate) fn new(
         endpoint: &OtlpEndpoint,
         resource: &Resource,
@@ -124,8 +129,7 @@ impl OtlpSpanExporter {
 }
 
 impl OtlpClient {
-    /// A client for `endpoint` (validated already) and `signal`. Over gRPC it must be
-    /// built inside a tokio runtime.
+    /// A client for `endpoint` (validated already) and `signal`.
     pub(crate) fn new(endpoint: &OtlpEndpoint, signal: Signal) -> Result<Self, TelemetryError> {
         let transport = match endpoint.protocol {
             OtlpProtocol::Grpc => grpc(endpoint, signal)?,
@@ -148,16 +152,21 @@ impl OtlpClient {
             )));
         }
         let body = Bytes::from(body);
-        // tonic's channel does its work on the runtime it was built on; this thread
-        // only waits for the answer.
-        futures_executor::block_on(self.with_retries(&body))
-            .map_err(|failure| OTelSdkError::InternalFailure(failure.message))
+        let sent = match &self.transport {
+            // The connection's tasks run on this thread while it waits for the answer.
+            Transport::Grpc { runtime, .. } => runtime.block_on(self.with_retries(&body)),
+            // reqwest's blocking client waits on its own runtime's thread.
+            Transport::Http { .. } => futures_executor::block_on(self.with_retries(&body)),
+        };
+        sent.map_err(|failure| OTelSdkError::InternalFailure(failure.message))
     }
 
     /// One attempt: `Ok`, or why it failed and whether to try again.
     async fn send(&self, body: &Bytes) -> Result<(), Failure> {
         match &self.transport {
-            Transport::Grpc { channel, metadata } => {
+            Transport::Grpc {
+                channel, metadata, ..
+            } => {
                 let mut grpc = tonic::client::Grpc::new(channel.clone());
                 grpc.ready().await.map_err(|error| {
                     Failure::grpc(&tonic::Status::unknown(format!(
@@ -352,12 +361,46 @@ fn http_retry(status: u16, retry_after: Option<Duration>) -> Retry {
     }
 }
 
-fn grpc(endpoint: &OtlpEndpoint, signal: Signal) -> Result<Transport, TelemetryError> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(TelemetryError::NoRuntime {
-            signal: signal.as_str(),
-        });
+/// A single-threaded runtime owned by one client. Dropping it never blocks, so a client
+/// may be dropped anywhere, a runtime's task included.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    /// The runtime to make a channel on, then to wrap.
+    fn build(signal: Signal) -> Result<tokio::runtime::Runtime, TelemetryError> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| TelemetryError::Client {
+                signal: signal.as_str(),
+                source: Box::new(source),
+            })
     }
+
+    /// Runs `send` to completion on this thread, with the runtime's tasks.
+    fn block_on(&self, send: impl Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
+        match &self.0 {
+            Some(runtime) => runtime.block_on(send),
+            None => Err(Failure {
+                retry: Retry::Never,
+                message: "the exporter's runtime has shut down".to_owned(),
+            }),
+        }
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn grpc(endpoint: &OtlpEndpoint, signal: Signal) -> Result<Transport, TelemetryError> {
+    let runtime = OwnRuntime::build(signal)?;
+    // The channel's tasks are spawned on the runtime current when it is made.
+    let entered = runtime.enter();
     let url = endpoint.url.trim().to_owned();
     let mut channel = Channel::from_shared(url.clone())
         .map_err(|_| invalid(signal.fields().0, "is not a valid gRPC endpoint"))?;
@@ -371,7 +414,12 @@ fn grpc(endpoint: &OtlpEndpoint, signal: Signal) -> Result<Transport, TelemetryE
     }
     let channel = channel.timeout(endpoint.timeout).connect_lazy();
     let metadata = MetadataMap::from_headers(headers(endpoint, signal)?);
-    Ok(Transport::Grpc { channel, metadata })
+    drop(entered);
+    Ok(Transport::Grpc {
+        channel,
+        metadata,
+        runtime: OwnRuntime(Some(runtime)),
+    })
 }
 
 fn http(endpoint: &OtlpEndpoint, signal: Signal) -> Result<Transport, TelemetryError> {
