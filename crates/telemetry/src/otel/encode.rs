@@ -1058,8 +1058,6 @@ mod tests {
         let records = recorder.spans();
         assert_eq!(records.len(), 3);
 
-        let scope = InstrumentationScope::builder("guildscope").build();
-        let resource = resource();
         let mut spans = Vec::new();
         for record in &records {
             super::super::own::own_span(&mut spans, record);
@@ -1072,16 +1070,7 @@ mod tests {
         assert_eq!(at, spans.len());
         let last = (0..records.len() - 1).fold(0, |at, _| field_end(&spans, at).unwrap());
         assert_eq!(field_end(&spans[..spans.len() - 1], last), None);
-        let mut ours = Vec::new();
-        own_request(&EncodedResource::new(&resource), &scope, &spans, &mut ours);
-        let theirs = ExportTraceServiceRequest {
-            resource_spans: group_spans_by_resource_and_scope(
-                records.iter().map(|r| as_sdk(r, &scope)).collect(),
-                &ResourceAttributesWithSchema::from(&resource),
-            ),
-        }
-        .encode_to_vec();
-        assert_eq!(ours, theirs);
+        assert_same_request_as_the_sdk(&records, &spans);
     }
 
     #[test]
@@ -1107,14 +1096,20 @@ mod tests {
         }
         drop(guard);
         let records = recorder.spans();
-        let scope = InstrumentationScope::builder("guildscope").build();
-        let resource = resource();
         let mut spans = Vec::new();
         for record in &records {
             super::super::own::own_span(&mut spans, record);
         }
+        assert_same_request_as_the_sdk(&records, &spans);
+    }
+
+    /// The request made of `spans` (the encoded `records`) is byte for byte the one
+    /// the SDK makes of the same spans.
+    fn assert_same_request_as_the_sdk(records: &[guildscope_trace::Record], spans: &[u8]) {
+        let scope = InstrumentationScope::builder("guildscope").build();
+        let resource = resource();
         let mut ours = Vec::new();
-        own_request(&EncodedResource::new(&resource), &scope, &spans, &mut ours);
+        own_request(&EncodedResource::new(&resource), &scope, spans, &mut ours);
         let theirs = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(
                 records.iter().map(|r| as_sdk(r, &scope)).collect(),
