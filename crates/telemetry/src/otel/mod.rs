@@ -106,10 +106,10 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// [`tracing::dispatcher::set_global_default`], or for a scope with
 /// [`tracing::dispatcher::with_default`]) and the guard that flushes it.
 ///
-/// Log lines go to stderr. Call it inside a tokio runtime when an endpoint speaks gRPC:
-/// the tonic channel is built on it and keeps exporting through it, so the runtime must
-/// outlive the guard (a multi-threaded runtime is best; on a current-thread runtime
-/// exports progress only while that thread is awaiting).
+/// Log lines go to stderr. Spans and metrics over gRPC need no runtime of the caller's:
+/// their connection lives on the exporting thread. OTLP logs over gRPC do: call it inside
+/// a tokio runtime then, which must outlive the guard (a multi-threaded runtime is best;
+/// on a current-thread runtime log exports progress only while that thread is awaiting).
 pub fn build(
     config: &TelemetryConfig,
 ) -> Result<(tracing::Dispatch, TelemetryGuard), TelemetryError> {
@@ -255,7 +255,7 @@ impl TelemetryGuard {
     }
 
     /// Starts exporting `metrics` over OTLP, when the configuration asks for it; returns
-    /// whether it did. Over gRPC it must be called inside a tokio runtime. The exporter
+    /// whether it did. The exporter
     /// is started once: a second call returns `false`. It reads the registry while the
     /// caller holds it, and exports nothing once every holder has let go.
     pub fn export_metrics(
