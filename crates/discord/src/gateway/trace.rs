@@ -35,13 +35,10 @@ impl TraceBudget {
     }
 
     /// Whether an event received at `received_at` may be traced: every
-    /// interaction, and other events while the second's places last. Only an
-    /// event that may be traced asks whether there is a tracer at all.
+    /// interaction, and other events while the second's places last. Whether
+    /// there is a tracer at all is asked once, by the span itself.
     pub(crate) fn take(&self, event: &Event, received_at: Instant) -> bool {
-        if !matches!(event, Event::Interaction(_)) && !self.slot(received_at) {
-            return false;
-        }
-        guildscope_trace::enabled()
+        matches!(event, Event::Interaction(_)) || self.slot(received_at)
     }
 
     /// Takes one of the places of the second `now` falls in, if any is left.
