@@ -242,6 +242,21 @@ fn grpc_spans_need_no_runtime_of_the_caller() {
     collector.block_on(receiver.shutdown());
 }
 
+/// A URL the configuration accepts (a space in its path, percent-encoded by a URL
+/// parser) but gRPC's refuses is an error naming the setting, also inside a runtime,
+/// where a half-built exporter once panicked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_endpoint_tonic_refuses_is_an_error_inside_a_runtime() {
+    let config = config(OtlpEndpoint::new(
+        "http://127.0.0.1:4317/a b",
+        OtlpProtocol::Grpc,
+    ));
+    match build_with_writer(&config, LogBuffer::default()) {
+        Err(error) => assert!(error.to_string().contains("traces.url"), "{error}"),
+        Ok(_) => panic!("a URL gRPC cannot use was accepted"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_log_lines_carry_the_exported_span_ids() {
     let receiver = OtlpReceiver::start().await.unwrap();

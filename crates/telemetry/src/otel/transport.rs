@@ -366,15 +366,21 @@ fn http_retry(status: u16, retry_after: Option<Duration>) -> Retry {
 struct OwnRuntime(Option<tokio::runtime::Runtime>);
 
 impl OwnRuntime {
-    /// The runtime to make a channel on, then to wrap.
-    fn build(signal: Signal) -> Result<tokio::runtime::Runtime, TelemetryError> {
-        tokio::runtime::Builder::new_current_thread()
+    /// A runtime, and what `make` builds inside it (spawning its tasks there). `make`
+    /// cannot fail: a runtime dropped unwrapped inside another runtime's task panics.
+    fn new_with<T>(signal: Signal, make: impl FnOnce() -> T) -> Result<(Self, T), TelemetryError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|source| TelemetryError::Client {
                 signal: signal.as_str(),
                 source: Box::new(source),
-            })
+            })?;
+        let made = {
+            let _entered = runtime.enter();
+            make()
+        };
+        Ok((Self(Some(runtime)), made))
     }
 
     /// Runs `send` to completion on this thread, with the runtime's tasks.
@@ -398,9 +404,7 @@ impl Drop for OwnRuntime {
 }
 
 fn grpc(endpoint: &OtlpEndpoint, signal: Signal) -> Result<Transport, TelemetryError> {
-    let runtime = OwnRuntime::build(signal)?;
-    // The channel's tasks are spawned on the runtime current when it is made.
-    let entered = runtime.enter();
+    // Everything that can fail comes before the runtime.
     let url = endpoint.url.trim().to_owned();
     let mut channel = Channel::from_shared(url.clone())
         .map_err(|_| invalid(signal.fields().0, "is not a valid gRPC endpoint"))?;
@@ -412,13 +416,13 @@ fn grpc(endpoint: &OtlpEndpoint, signal: Signal) -> Result<Transport, TelemetryE
                 source: Box::new(source),
             })?;
     }
-    let channel = channel.timeout(endpoint.timeout).connect_lazy();
     let metadata = MetadataMap::from_headers(headers(endpoint, signal)?);
-    drop(entered);
+    let (runtime, channel) =
+        OwnRuntime::new_with(signal, || channel.timeout(endpoint.timeout).connect_lazy())?;
     Ok(Transport::Grpc {
         channel,
         metadata,
-        runtime: OwnRuntime(Some(runtime)),
+        runtime,
     })
 }
 
