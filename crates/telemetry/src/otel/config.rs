@@ -187,11 +187,32 @@ impl fmt::Debug for OtlpEndpoint {
             }
         }
         f.debug_struct("OtlpEndpoint")
-            .field("url", &self.url)
+            .field("url", &shown_url(&self.url))
             .field("protocol", &self.protocol)
             .field("headers", &Redacted(&self.headers))
             .field("timeout", &self.timeout)
             .finish()
+    }
+}
+
+/// `url` for `Debug` output: without the user name, password or query it may carry
+/// (`https://user:key@collector/?token=...`).
+fn shown_url(url: &str) -> String {
+    match reqwest::Url::parse(url.trim()) {
+        Ok(mut parsed) => {
+            let hidden = !parsed.username().is_empty()
+                || parsed.password().is_some()
+                || parsed.query().is_some();
+            // Neither fails on an http(s) URL with a host; what does fail is shown redacted.
+            let cleared = parsed.set_username("").is_ok() && parsed.set_password(None).is_ok();
+            parsed.set_query(None);
+            match (cleared, hidden) {
+                (true, false) => parsed.to_string(),
+                (true, true) => format!("{parsed} [credentials or query redacted]"),
+                (false, _) => "[redacted]".to_owned(),
+            }
+        }
+        Err(_) => "[not a URL, redacted]".to_owned(),
     }
 }
 

@@ -455,6 +455,27 @@ fn debug_redacts_header_values() {
 }
 
 #[test]
+fn debug_shows_no_credentials_or_query_written_into_a_url() {
+    let endpoint = OtlpEndpoint::new(
+        "https://team:s3cr3t@collector.example:4318/v1/traces?key=t0ken",
+        OtlpProtocol::HttpProtobuf,
+    );
+    let debug = format!("{endpoint:?}");
+    assert!(
+        debug.contains("https://collector.example:4318/v1/traces [credentials or query redacted]"),
+        "{debug}"
+    );
+    assert!(
+        !debug.contains("s3cr3t") && !debug.contains("t0ken") && !debug.contains("team"),
+        "{debug}"
+    );
+    let plain = OtlpEndpoint::new("http://127.0.0.1:4317", OtlpProtocol::Grpc);
+    assert!(format!("{plain:?}").contains("url: \"http://127.0.0.1:4317/\""));
+    let broken = OtlpEndpoint::new("user:s3cr3t@nowhere", OtlpProtocol::Grpc);
+    assert!(!format!("{broken:?}").contains("s3cr3t"));
+}
+
+#[test]
 fn for_signal_appends_the_path_over_http_only() {
     let http = OtlpEndpoint::for_signal(
         "http://127.0.0.1:4318/",
