@@ -141,6 +141,9 @@ pub struct Metrics {
     pub(super) store_batch: Histogram,
     pub(super) store_batch_failures: AtomicU64,
     pub(super) guilds: Guilds,
+    /// Held from working out the guild totals to handing their gauges to StatsD, so
+    /// the gauges go out in the order the totals were reached.
+    guild_totals: std::sync::Mutex<()>,
     pub(super) errors: LabelMap<&'static str, ErrorCell>,
     pub(super) dropped: LabelMap<&'static str, AtomicU64>,
     pub(super) scrapes: AtomicU64,
@@ -444,6 +447,7 @@ impl Metrics {
             store_batch: Histogram::new(STORE_BATCH_BUCKETS),
             store_batch_failures: AtomicU64::new(0),
             guilds: Guilds::new(limits.guilds),
+            guild_totals: std::sync::Mutex::new(()),
             errors: LabelMap::new("kind", limits.error_kinds, ErrorCell::new(OTHER)),
             dropped: LabelMap::new("sink", limits.sinks, AtomicU64::new(0)),
             scrapes: AtomicU64::new(0),
@@ -599,6 +603,7 @@ impl Metrics {
     /// StatsD: gauges `guild.total_members` and `help.total.in_use`, summed over every
     /// guild.
     pub fn guild(&self, guild_id: u64, gauges: GuildGauges) {
+        let _order = self.guild_totals_order();
         let totals = self.guilds.set(guild_id, gauges);
         self.send_guild_totals(totals);
     }
@@ -606,9 +611,20 @@ impl Metrics {
     /// Forgets a guild the bot has left: its series disappear from the next render and
     /// it no longer counts in the StatsD totals.
     pub fn guild_removed(&self, guild_id: u64) {
+        let _order = self.guild_totals_order();
         if let Some(totals) = self.guilds.remove(guild_id) {
             self.send_guild_totals(totals);
         }
+    }
+
+    /// With StatsD, the lock that keeps the totals' gauges in order (see
+    /// `guild_totals`); without it, nothing to keep in order.
+    fn guild_totals_order(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        self.statsd.as_ref().map(|_| {
+            self.guild_totals
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        })
     }
 
     fn send_guild_totals(&self, (members, help_threads): (u64, u64)) {

@@ -17,6 +17,9 @@
 //! woken for it), so under load the task is woken once per several datagrams, and at a
 //! low rate not at all. It sums the counters across threads, writes their lines, packs
 //! lines into datagrams and is the only thing that touches the socket.
+//!
+//! Timers go out thread by thread; gauges, whose last value is the one the server keeps,
+//! go out in the order they were set across every thread.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +62,9 @@ struct Shared {
     wake_at: usize,
     /// Lines and distinct counters waiting on one thread, at most.
     queue: usize,
+    /// The next gauge's place in the order gauges were set, across threads: a
+    /// gauge's last value is the one the server keeps, so gauges go out in that order.
+    gauge_order: AtomicU64,
 }
 
 /// One thread's metrics waiting for the task.
@@ -70,6 +76,11 @@ struct Pending {
     ends: Vec<usize>,
     /// Counters summed since the last send.
     counts: Counts,
+    /// Gauges' lines, one after the other.
+    gauge_text: String,
+    /// Each gauge's place in the order across threads, and where it ends in
+    /// `gauge_text`.
+    gauges: Vec<(u64, usize)>,
 }
 
 /// What the task has been asked to do.
@@ -186,6 +197,7 @@ impl Statsd {
             max_datagram: config.max_datagram,
             wake_at: config.max_datagram.saturating_mul(WAKE_DATAGRAMS),
             queue: config.queue,
+            gauge_order: AtomicU64::new(0),
         });
         let encoder = Arc::new(Encoder::new(&config.prefix));
         let task = SinkTask {
@@ -232,25 +244,36 @@ impl Statsd {
             MetricValue::Counter(n) if metric.sample_rate.is_none() => Some(n),
             _ => None,
         };
-        let mut pending = shared.pending();
+        let gauge = matches!(metric.value, MetricValue::Gauge(_));
+        let mut guard = shared.pending();
+        let pending = &mut *guard;
         // A counter already pending since the last send: the timer runs for it.
         if let Some(n) = summed
             && pending.counts.add(metric.name, n)
         {
             return;
         }
-        if pending.ends.len() + pending.counts.len() >= shared.queue {
-            drop(pending);
+        if pending.ends.len() + pending.counts.len() + pending.gauges.len() >= shared.queue {
             shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let start = pending.text.len();
-        let encoded = self.encoder.encode_into(&metric, &mut pending.text);
-        if encoded.is_err() || pending.text.len() - start > shared.max_datagram {
+        let text = if gauge {
+            &mut pending.gauge_text
+        } else {
+            &mut pending.text
+        };
+        let start = text.len();
+        let encoded = self.encoder.encode_into(&metric, text);
+        if encoded.is_err() || text.len() - start > shared.max_datagram {
             // Unencodable, or it would never fit: splitting it would corrupt it.
-            pending.text.truncate(start);
-            drop(pending);
+            text.truncate(start);
             shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if gauge {
+            // Taken under the thread's lock, so a thread's gauges keep their order.
+            let order = shared.gauge_order.fetch_add(1, Ordering::Relaxed);
+            pending.gauges.push((order, pending.gauge_text.len()));
             return;
         }
         let end = match summed {
@@ -266,7 +289,7 @@ impl Statsd {
                 end
             }
         };
-        drop(pending);
+        drop(guard);
         // Once, as the lines waiting reach the mark: the task takes them all.
         if start < shared.wake_at && end >= shared.wake_at {
             shared.wake.notify_one();
@@ -341,6 +364,8 @@ struct SinkTask {
 struct Taken {
     text: String,
     ends: Vec<usize>,
+    /// Gauges' lines, in the order they were set.
+    gauges: Vec<(u64, String)>,
     counts: Vec<(Box<str>, i64)>,
     flushes: Vec<oneshot::Sender<()>>,
     closed: bool,
@@ -362,6 +387,9 @@ impl SinkTask {
             // Woken early, the task sends the full datagrams only.
             let taken = self.take(&mut text, &mut ends);
             self.pack(&taken.text, &taken.ends).await;
+            for (_, line) in &taken.gauges {
+                self.pack_line(line).await;
+            }
             self.pack_counts(&taken.counts).await;
             // A partly filled datagram waits for the next tick, unless this is
             // the tick or someone waits for it.
@@ -391,6 +419,7 @@ impl SinkTask {
         };
         text.clear();
         ends.clear();
+        let mut gauges = Vec::new();
         for pending in self.shared.threads.iter() {
             let mut pending = lock(pending);
             let offset = text.len();
@@ -399,10 +428,19 @@ impl SinkTask {
             pending.text.clear();
             pending.ends.clear();
             self.counts.merge(&mut pending.counts);
+            let mut start = 0;
+            for &(order, end) in &pending.gauges {
+                gauges.push((order, pending.gauge_text[start..end].to_owned()));
+                start = end;
+            }
+            pending.gauges.clear();
+            pending.gauge_text.clear();
         }
+        gauges.sort_unstable_by_key(|&(order, _)| order);
         Taken {
             text: std::mem::take(text),
             ends: std::mem::take(ends),
+            gauges,
             counts: self.counts.take(),
             flushes,
             closed,

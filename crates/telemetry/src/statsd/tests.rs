@@ -285,6 +285,44 @@ async fn counters_are_summed_by_name_until_they_are_sent() {
     assert_eq!(statsd.dropped(), 0);
 }
 
+/// A gauge's last value is the one the server keeps: set on two threads, one after the
+/// other, gauges go out in the order they were set, not thread by thread.
+#[tokio::test]
+async fn gauges_set_on_several_threads_go_out_in_the_order_they_were_set() {
+    let server = Server::bind().await;
+    let statsd = start(StatsdConfig {
+        // Only the flush sends, so every gauge is in the one datagram.
+        flush_interval: Duration::from_secs(3600),
+        ..server.config()
+    })
+    .await;
+    std::thread::scope(|scope| {
+        let (order, orders) = std::sync::mpsc::channel::<f64>();
+        let (done, set) = std::sync::mpsc::channel();
+        let first = statsd.clone();
+        scope.spawn(move || {
+            for value in orders {
+                first.gauge("guild.total_members", value);
+                done.send(()).unwrap();
+            }
+        });
+        order.send(1.0).unwrap();
+        set.recv().unwrap();
+        let second = statsd.clone();
+        scope
+            .spawn(move || second.gauge("guild.total_members", 2.0))
+            .join()
+            .unwrap();
+        order.send(3.0).unwrap();
+        set.recv().unwrap();
+    });
+    statsd.flush().await.unwrap();
+    assert_eq!(
+        server.recv().await,
+        "guildscope.guild.total_members:1|g\nguildscope.guild.total_members:2|g\nguildscope.guild.total_members:3|g"
+    );
+}
+
 #[tokio::test]
 async fn dropping_every_handle_sends_what_is_queued_and_ends_the_task() {
     let server = Server::bind().await;
