@@ -537,7 +537,7 @@ pub(super) fn nanos(time: SystemTime) -> u64 {
 
 /// A `KeyValue` message as field `field`. Its length is computed rather than
 /// back-filled: attributes are the most numerous messages by far.
-fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
+pub(super) fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
     let value_len = any_value_len(value);
     let mut len = 0;
     if !key.is_empty() {
@@ -558,7 +558,7 @@ fn string_key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &str) {
 }
 
 /// A `KeyValue` message with a string value given as its UTF-8 bytes.
-fn text_key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &[u8]) {
+pub(super) fn text_key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &[u8]) {
     let value_len = 1 + varint_len(value.len() as u64) + value.len();
     let mut len = 1 + varint_len(value_len as u64) + value_len;
     if !key.is_empty() {
@@ -693,12 +693,12 @@ fn message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
     out.truncate(prefix_at + used + len);
 }
 
-fn tag(out: &mut Vec<u8>, field: u32, wire_type: u32) {
+pub(super) fn tag(out: &mut Vec<u8>, field: u32, wire_type: u32) {
     varint(out, u64::from((field << 3) | wire_type));
 }
 
 /// A string field, left out when empty (the protobuf default).
-fn string(out: &mut Vec<u8>, field: u32, value: &str) {
+pub(super) fn string(out: &mut Vec<u8>, field: u32, value: &str) {
     if value.is_empty() {
         return;
     }
@@ -707,7 +707,7 @@ fn string(out: &mut Vec<u8>, field: u32, value: &str) {
     out.extend_from_slice(value.as_bytes());
 }
 
-fn bytes(out: &mut Vec<u8>, field: u32, value: &[u8]) {
+pub(super) fn bytes(out: &mut Vec<u8>, field: u32, value: &[u8]) {
     if value.is_empty() {
         return;
     }
@@ -717,7 +717,7 @@ fn bytes(out: &mut Vec<u8>, field: u32, value: &[u8]) {
 }
 
 /// An unsigned (or enum) field, left out when zero.
-fn uint(out: &mut Vec<u8>, field: u32, value: u64) {
+pub(super) fn uint(out: &mut Vec<u8>, field: u32, value: u64) {
     if value == 0 {
         return;
     }
@@ -725,7 +725,7 @@ fn uint(out: &mut Vec<u8>, field: u32, value: u64) {
     varint(out, value);
 }
 
-fn fixed64(out: &mut Vec<u8>, field: u32, value: u64) {
+pub(super) fn fixed64(out: &mut Vec<u8>, field: u32, value: u64) {
     if value == 0 {
         return;
     }
@@ -733,7 +733,7 @@ fn fixed64(out: &mut Vec<u8>, field: u32, value: u64) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
-fn fixed32(out: &mut Vec<u8>, field: u32, value: u32) {
+pub(super) fn fixed32(out: &mut Vec<u8>, field: u32, value: u32) {
     if value == 0 {
         return;
     }

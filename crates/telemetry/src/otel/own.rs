@@ -18,7 +18,8 @@ use guildscope_trace::{Attribute, Kind, Record, Status, Value};
 use thread_local::ThreadLocal;
 
 use super::encode::{
-    self, FIXED32, FIXED64, LEN, VARINT, decimal, flags, nanos, varint, varint_len,
+    self, LEN, bytes, decimal, fixed32, fixed64, flags, key_value, nanos, string, tag,
+    text_key_value, uint, varint, varint_len,
 };
 
 /// One thread's encoded spans, waiting for the batch thread.
@@ -153,8 +154,7 @@ pub(crate) fn own_span(out: &mut Vec<u8>, record: &Record) {
         bytes(out, 4, &parent.to_bytes());
     }
     string(out, 5, &record.name);
-    tag(out, 6, VARINT);
-    out.push(kind(record.kind));
+    uint(out, 6, kind(record.kind));
     fixed64(out, 7, start);
     fixed64(out, 8, end);
     for attribute in record.attributes.iter() {
@@ -182,15 +182,7 @@ pub(crate) fn own_span(out: &mut Vec<u8>, record: &Record) {
         }
     }
     let sampled = u8::from(record.context.sampled);
-    // Field 16 is the one whose tag takes two bytes.
-    varint(out, (16 << 3) | u64::from(FIXED32));
-    out.extend_from_slice(&flags(record.parent_is_remote, sampled).to_le_bytes());
-}
-
-/// A field's tag, for fields numbered below 16: one byte.
-fn tag(out: &mut Vec<u8>, field: u8, wire_type: u32) {
-    debug_assert!(field < 16, "field {field} has a two-byte tag");
-    out.push((field << 3) | wire_type as u8);
+    fixed32(out, 16, flags(record.parent_is_remote, sampled));
 }
 
 /// A message or string of `len` bytes as a field, tag and length included.
@@ -207,30 +199,9 @@ fn string_len(value: &str) -> usize {
     }
 }
 
-fn string(out: &mut Vec<u8>, field: u8, value: &str) {
-    if !value.is_empty() {
-        tag(out, field, LEN);
-        varint(out, value.len() as u64);
-        out.extend_from_slice(value.as_bytes());
-    }
-}
-
-fn bytes(out: &mut Vec<u8>, field: u8, value: &[u8]) {
-    tag(out, field, LEN);
-    out.push(value.len() as u8);
-    out.extend_from_slice(value);
-}
-
 /// An unsigned field, left out when zero.
 fn uint_len(value: u64) -> usize {
     if value == 0 { 0 } else { 1 + varint_len(value) }
-}
-
-fn uint(out: &mut Vec<u8>, field: u8, value: u64) {
-    if value != 0 {
-        tag(out, field, VARINT);
-        varint(out, value);
-    }
 }
 
 /// A fixed 64-bit field, left out when zero.
@@ -238,14 +209,7 @@ fn fixed64_len(value: u64) -> usize {
     if value == 0 { 0 } else { 9 }
 }
 
-fn fixed64(out: &mut Vec<u8>, field: u8, value: u64) {
-    if value != 0 {
-        tag(out, field, FIXED64);
-        out.extend_from_slice(&value.to_le_bytes());
-    }
-}
-
-fn kind(kind: Kind) -> u8 {
+fn kind(kind: Kind) -> u64 {
     match kind {
         Kind::Internal => 1,
         Kind::Server => 2,
@@ -294,38 +258,16 @@ fn attribute_len(attribute: &Attribute) -> usize {
     string_len(&attribute.key) + nested_len(any_value_len(&attribute.value))
 }
 
-/// A `KeyValue` message as field `field`.
-fn write_attribute(out: &mut Vec<u8>, field: u8, attribute: &Attribute) {
-    tag(out, field, LEN);
-    varint(out, attribute_len(attribute) as u64);
-    string(out, 1, &attribute.key);
-    tag(out, 2, LEN);
-    varint(out, any_value_len(&attribute.value) as u64);
+/// A `KeyValue` message as field `field`, written by the SDK span encoder's own
+/// functions; [`attribute_len`] is its body's length.
+fn write_attribute(out: &mut Vec<u8>, field: u32, attribute: &Attribute) {
+    let key = &attribute.key;
     match &attribute.value {
-        Value::Bool(v) => {
-            tag(out, 2, VARINT);
-            out.push(u8::from(*v));
-        }
-        Value::I64(v) => {
-            tag(out, 3, VARINT);
-            varint(out, *v as u64);
-        }
-        Value::F64(v) => {
-            tag(out, 4, FIXED64);
-            out.extend_from_slice(&v.to_bits().to_le_bytes());
-        }
-        Value::U64(v) => {
-            tag(out, 1, LEN);
-            let mut digits = [0; 20];
-            let text = decimal(*v, &mut digits);
-            out.push(text.len() as u8);
-            out.extend_from_slice(text);
-        }
-        Value::Str(text) => {
-            tag(out, 1, LEN);
-            varint(out, text.len() as u64);
-            out.extend_from_slice(text.as_bytes());
-        }
+        Value::Str(text) => text_key_value(out, field, key, text.as_bytes()),
+        Value::U64(v) => text_key_value(out, field, key, decimal(*v, &mut [0; 20])),
+        Value::Bool(v) => key_value(out, field, key, &opentelemetry::Value::Bool(*v)),
+        Value::I64(v) => key_value(out, field, key, &opentelemetry::Value::I64(*v)),
+        Value::F64(v) => key_value(out, field, key, &opentelemetry::Value::F64(*v)),
     }
 }
 
