@@ -29,8 +29,8 @@ pub struct SpanContext {
 /// [`child_of`](Self::child_of); set its attributes, status and events as the
 /// work goes; it ends when dropped (or [`end`](Self::end)ed) and goes to the
 /// sink of the current dispatcher's tracer then (the one it was made under: a
-/// span ends where it was made, or in a task of the same dispatcher). Children made inside a [`scope`](crate::scope) of its
-/// context are its children.
+/// span ends where it was made, or in a task of the same dispatcher). Children
+/// made inside a [`scope`](crate::scope) of its context are its children.
 ///
 /// A span is recorded only when the current `tracing` dispatcher carries a
 /// tracer ([`Tracer::layer`]) and its trace is sampled. Otherwise every method
@@ -66,31 +66,30 @@ fn new_record(
         .try_with(|spare| spare.borrow_mut().pop())
         .ok()
         .flatten();
-    let start = SystemTime::now();
-    match spare {
-        Some(mut record) => {
-            record.context = context;
-            record.parent = parent.map(|p| p.span_id);
-            record.parent_is_remote = parent.is_some_and(|p| p.remote);
-            record.name = Cow::Borrowed(name);
-            record.kind = Kind::Internal;
-            record.start = start;
-            record
-        }
-        None => Box::new(Record {
+    // A spare record is empty already (see `recycle`); the fields below are the
+    // ones each span sets anew.
+    let mut record = spare.unwrap_or_else(|| {
+        Box::new(Record {
             context,
-            parent: parent.map(|p| p.span_id),
-            parent_is_remote: parent.is_some_and(|p| p.remote),
-            name: Cow::Borrowed(name),
+            parent: None,
+            parent_is_remote: false,
+            name: Cow::Borrowed(""),
             kind: Kind::Internal,
-            start,
+            start: UNIX_EPOCH,
             end: UNIX_EPOCH,
             attributes: Attributes::default(),
             events: Vec::new(),
             dropped_events: 0,
             status: Status::Unset,
-        }),
-    }
+        })
+    });
+    record.context = context;
+    record.parent = parent.map(|p| p.span_id);
+    record.parent_is_remote = parent.is_some_and(|p| p.remote);
+    record.name = Cow::Borrowed(name);
+    record.kind = Kind::Internal;
+    record.start = SystemTime::now();
+    record
 }
 
 /// Empties `record` and keeps it for this thread's next span, if there is room.
