@@ -116,8 +116,8 @@ impl Counts {
         true
     }
 
-    fn insert(&mut self, name: &str, n: i64) {
-        let name: Box<str> = name.into();
+    /// Counts `name`, not counted yet, from `n`.
+    fn insert(&mut self, name: Box<str>, n: i64) {
         self.index.insert(name.clone(), self.sums.len());
         self.sums.push((name, n));
     }
@@ -126,8 +126,7 @@ impl Counts {
     fn merge(&mut self, other: &mut Counts) {
         for (name, n) in other.take() {
             if !self.add(&name, n) {
-                self.index.insert(name.clone(), self.sums.len());
-                self.sums.push((name, n));
+                self.insert(name, n);
             }
         }
     }
@@ -280,7 +279,7 @@ impl Statsd {
             // Checked as a line; the task writes the line with the sum.
             Some(n) => {
                 pending.text.truncate(start);
-                pending.counts.insert(metric.name, n);
+                pending.counts.insert(metric.name.into(), n);
                 start
             }
             None => {
