@@ -39,6 +39,7 @@
 //! **Architecture Invariant:** `telemetry` knows nothing about Discord, twilight or the
 //! store; callers hand it names and numbers.
 
+mod decimal;
 mod fxhash;
 pub mod markers;
 pub mod metrics;

@@ -18,9 +18,10 @@ use guildscope_trace::{Attribute, Kind, Record, Status, Value};
 use thread_local::ThreadLocal;
 
 use super::encode::{
-    self, LEN, bytes, decimal, fixed32, fixed64, flags, key_value, nanos, string, tag,
+    self, LEN, Out, Room, bytes, fixed32, fixed64, flags, key_value, nanos, string, tag,
     text_key_value, uint, varint, varint_len,
 };
+use crate::decimal::decimal;
 
 /// One thread's encoded spans, waiting for the batch thread.
 #[derive(Debug, Default)]
@@ -65,7 +66,10 @@ impl OwnSpans {
             waiting.dropped += 1;
             return None;
         }
-        own_span(&mut waiting.bytes, record);
+        if !own_span(&mut waiting.bytes, record) {
+            waiting.dropped += 1;
+            return None;
+        }
         waiting.spans += 1;
         Some(waiting.spans)
     }
@@ -123,9 +127,14 @@ pub(crate) fn cut(spans: &[u8], limit: usize) -> (usize, usize) {
 /// Appends `record` to `out` as a `Span` message, field 2 of `ScopeSpans`: exactly
 /// the bytes the OpenTelemetry SDK's exporter writes for the same span (a unit test in
 /// `encode.rs` compares them). Every length is worked out before anything is written,
-/// so nothing written is moved again; this runs on the thread that ran the span, once
-/// per span, and is most of what a span costs there.
-pub(crate) fn own_span(out: &mut Vec<u8>, record: &Record) {
+/// so nothing written is moved again and every byte goes straight into room made for
+/// it; this runs on the thread that ran the span, once per span, and is most of what a
+/// span costs there.
+///
+/// Returns `false`, with `out` as it was, if the bytes written did not fill the room
+/// measured for them exactly: a mistake in a length, which the tests rule out, costs
+/// the span rather than a malformed request.
+pub(crate) fn own_span(out: &mut Vec<u8>, record: &Record) -> bool {
     let start = nanos(record.start);
     let end = nanos(record.end);
     let status = status_len(&record.status);
@@ -145,7 +154,22 @@ pub(crate) fn own_span(out: &mut Vec<u8>, record: &Record) {
     for event in &record.events {
         len += nested_len(event_len(event));
     }
-    out.reserve(nested_len(len));
+    let begin = out.len();
+    out.resize(begin + nested_len(len), 0);
+    let mut room = Room::new(&mut out[begin..]);
+    write_span(&mut room, record, len, status);
+    let filled = room.filled();
+    if !filled {
+        out.truncate(begin);
+    }
+    filled
+}
+
+/// Writes `record` as [`own_span`] measured it: `len` is the `Span` message's length,
+/// `status` its `Status` message's.
+fn write_span(out: &mut Room<'_>, record: &Record, len: usize, status: usize) {
+    let start = nanos(record.start);
+    let end = nanos(record.end);
     tag(out, 2, LEN);
     varint(out, len as u64);
     bytes(out, 1, &record.context.trace_id.to_bytes());
@@ -260,7 +284,8 @@ fn attribute_len(attribute: &Attribute) -> usize {
 
 /// A `KeyValue` message as field `field`, written by the SDK span encoder's own
 /// functions; [`attribute_len`] is its body's length.
-fn write_attribute(out: &mut Vec<u8>, field: u32, attribute: &Attribute) {
+#[inline]
+fn write_attribute(out: &mut impl Out, field: u32, attribute: &Attribute) {
     let key = &attribute.key;
     match &attribute.value {
         Value::Str(text) => text_key_value(out, field, key, text.as_bytes()),

@@ -432,9 +432,27 @@ async fn a_host_name_is_resolved_when_the_sink_starts() {
 #[test]
 fn encoder_writes_the_statsd_line_format() {
     let encoder = Encoder::new("gs");
-    let cases: [(Metric<'_>, &str); 9] = [
+    let cases: [(Metric<'_>, &str); 15] = [
         (Metric::counter("a", 1), "gs.a:1|c"),
         (Metric::counter("a", 0), "gs.a:0|c"),
+        (Metric::counter("a", -3), "gs.a:-3|c"),
+        (
+            Metric::counter("a", i64::MIN),
+            "gs.a:-9223372036854775808|c",
+        ),
+        (Metric::counter("a b/c", 2), "gs.a_b_c:2|c"),
+        (
+            Metric::timer("a", Duration::from_micros(12_500)),
+            "gs.a:12.5|ms",
+        ),
+        (
+            Metric::timer("a", Duration::from_nanos(1_020_304)),
+            "gs.a:1.020304|ms",
+        ),
+        (
+            Metric::timer("a", Duration::from_nanos(3_040_500)),
+            "gs.a:3.0405|ms",
+        ),
         (Metric::gauge("a", 1.5), "gs.a:1.5|g"),
         (Metric::gauge("a", -0.5), "gs.a:0|g\ngs.a:-0.5|g"),
         (Metric::timer("a", Duration::ZERO), "gs.a:0|ms"),
@@ -451,6 +469,22 @@ fn encoder_writes_the_statsd_line_format() {
     ];
     for (metric, expected) in cases {
         assert_eq!(encoder.encode(&metric).unwrap(), expected, "{metric:?}");
+    }
+    // Every fraction of a millisecond, as six decimals with the trailing zeros cut.
+    for nanos in (0..3_000_000u64)
+        .step_by(997)
+        .chain([999_999, 1_000_001, u64::MAX])
+    {
+        let fraction = format!("{:06}", nanos % 1_000_000);
+        let fraction = fraction.trim_end_matches('0');
+        let whole = nanos / 1_000_000;
+        let expected = if fraction.is_empty() {
+            format!("gs.a:{whole}|ms")
+        } else {
+            format!("gs.a:{whole}.{fraction}|ms")
+        };
+        let metric = Metric::timer("a", Duration::from_nanos(nanos));
+        assert_eq!(encoder.encode(&metric).unwrap(), expected);
     }
 }
 
