@@ -102,9 +102,9 @@ pub struct Attributes {
     len: usize,
     more: Vec<Attribute>,
     dropped: u32,
-    /// Bit `n % 64` is set when a key of length `n` is kept: a key whose bit is
-    /// clear is new, and is added without looking for it.
-    lengths: u64,
+    /// The bit of each key kept ([`key_bit`]): a key whose bit is clear is new,
+    /// and is added without looking for it.
+    keys: u64,
 }
 
 impl Default for Attributes {
@@ -114,7 +114,7 @@ impl Default for Attributes {
             len: 0,
             more: Vec::new(),
             dropped: 0,
-            lengths: 0,
+            keys: 0,
         }
     }
 }
@@ -123,14 +123,14 @@ impl Attributes {
     /// Sets `key` to `value`: replaces the value of a key already set, else adds
     /// it, or counts it as dropped past [`MAX_ATTRIBUTES`].
     pub fn set(&mut self, key: Cow<'static, str>, value: Value) {
-        let length = 1u64 << (key.len() % 64);
-        if self.lengths & length != 0
+        let bit = key_bit(&key);
+        if self.keys & bit != 0
             && let Some(attribute) = self.iter_mut().find(|a| same_key(&a.key, &key))
         {
             attribute.value = value;
             return;
         }
-        self.lengths |= length;
+        self.keys |= bit;
         if self.len < INLINE_ATTRIBUTES {
             self.inline[self.len] = Attribute { key, value };
             self.len += 1;
@@ -149,7 +149,7 @@ impl Attributes {
         self.len = 0;
         self.more.clear();
         self.dropped = 0;
-        self.lengths = 0;
+        self.keys = 0;
     }
 
     /// The value of `key`, if set.
@@ -182,6 +182,20 @@ impl Attributes {
     pub fn dropped(&self) -> u32 {
         self.dropped
     }
+}
+
+/// One of 64 bits for `key`, from its length and two of its bytes: keys are
+/// mostly dotted names of similar lengths with a shared prefix, so the length
+/// alone would send most new keys looking through the others.
+fn key_bit(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    let (middle, last) = match bytes.last() {
+        Some(&last) => (bytes[bytes.len() / 2], last),
+        None => (0, 0),
+    };
+    let mixed = (bytes.len() as u64 | u64::from(middle) << 16 | u64::from(last) << 24)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    1 << (mixed >> 58)
 }
 
 /// Whether two keys are the same: the same text, which a key set again from the
@@ -281,6 +295,34 @@ mod tests {
             .map(|a| (a.key.as_ref(), a.value.clone()))
             .collect();
         assert_eq!(seen, [("a", Value::I64(2)), ("b", Value::Bool(true))]);
+    }
+
+    #[test]
+    fn keys_alike_in_length_and_letters_stay_apart() {
+        let keys = [
+            "discord.guild_id",
+            "discord.shard_id",
+            "discord.sequence",
+            "discord.channel_id",
+            "discord.message_id",
+            "",
+            "a",
+            "b",
+        ];
+        let mut attributes = Attributes::default();
+        for (n, key) in keys.iter().enumerate() {
+            attributes.set(Cow::Borrowed(key), Value::I64(n as i64));
+        }
+        // Set again from keys at other addresses: found by their text.
+        for (n, key) in keys.iter().enumerate().rev() {
+            attributes.set(Cow::Owned(key.to_string()), Value::I64(-(n as i64)));
+        }
+        assert_eq!(attributes.len(), keys.len());
+        for (n, key) in keys.iter().enumerate() {
+            assert_eq!(attributes.get(key), Some(&Value::I64(-(n as i64))), "{key}");
+        }
+        let order: Vec<&str> = attributes.iter().map(|a| a.key.as_ref()).collect();
+        assert_eq!(order, keys);
     }
 
     #[test]

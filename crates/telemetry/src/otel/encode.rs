@@ -127,19 +127,29 @@ pub(crate) fn own_request(
     spans: &[u8],
     out: &mut Vec<u8>,
 ) {
-    message(out, 1, |out| {
-        message(out, 1, |out| {
-            out.extend_from_slice(&resource.body);
-        });
-        message(out, 2, |out| {
-            message(out, 1, |out| instrumentation_scope(out, scope));
-            out.extend_from_slice(spans);
-            if let Some(schema_url) = scope.schema_url() {
-                string(out, 3, schema_url);
-            }
-        });
-        string(out, 3, &resource.schema_url);
-    });
+    // Every length is known before anything is written, so the spans (most of the
+    // request) are copied once, into place.
+    let mut scope_body = Vec::new();
+    instrumentation_scope(&mut scope_body, scope);
+    let scope_schema = scope.schema_url().unwrap_or_default();
+    let scope_spans = nested_len(scope_body.len()) + spans.len() + string_len(scope_schema);
+    let resource_spans = nested_len(resource.body.len())
+        + nested_len(scope_spans)
+        + string_len(&resource.schema_url);
+    out.reserve(nested_len(resource_spans));
+    tag(out, 1, LEN);
+    varint(out, resource_spans as u64);
+    tag(out, 1, LEN);
+    varint(out, resource.body.len() as u64);
+    out.extend_from_slice(&resource.body);
+    tag(out, 2, LEN);
+    varint(out, scope_spans as u64);
+    tag(out, 1, LEN);
+    varint(out, scope_body.len() as u64);
+    out.extend_from_slice(&scope_body);
+    out.extend_from_slice(spans);
+    string(out, 3, scope_schema);
+    string(out, 3, &resource.schema_url);
 }
 
 /// Where the length-delimited field starting at `at` ends, reading its tag and its
@@ -794,6 +804,23 @@ fn write_varint(buf: &mut [u8; 10], mut value: u64) -> usize {
     }
     buf[i] = value as u8;
     i + 1
+}
+
+/// A message or string of `len` bytes as a field, tag and length included (for the
+/// field numbers below 16 that take a one-byte tag).
+#[inline]
+pub(super) fn nested_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+/// A string field, left out when empty.
+#[inline]
+pub(super) fn string_len(value: &str) -> usize {
+    if value.is_empty() {
+        0
+    } else {
+        nested_len(value.len())
+    }
 }
 
 #[inline]

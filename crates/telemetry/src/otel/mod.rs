@@ -39,7 +39,8 @@
 //! - `env.rs`: the `OTEL_*` environment variables.
 //! - `pipeline.rs`: the filter, the layers, the providers and the OTLP exporters.
 //! - `layer.rs`: the span layer, sampling, and the span operations of [`SpanExt`].
-//! - `encode.rs`: OTLP trace requests encoded from span data.
+//! - `encode.rs`: OTLP trace requests encoded from span data, and the protobuf field
+//!   writers, into a `Vec` that grows or into room measured in advance.
 //! - `own.rs`: guildscope's own spans, encoded where they end into buffers of their
 //!   threads', taken whole by the batch processor.
 //! - `batch.rs`: the span batch processor: the bounded queue and the export thread.

@@ -18,8 +18,8 @@ use guildscope_trace::{Attribute, Kind, Record, Status, Value};
 use thread_local::ThreadLocal;
 
 use super::encode::{
-    self, LEN, Out, Room, bytes, fixed32, fixed64, flags, key_value, nanos, string, tag,
-    text_key_value, uint, varint, varint_len,
+    self, LEN, Out, Room, bytes, fixed32, fixed64, flags, key_value, nanos, nested_len, string,
+    string_len, tag, text_key_value, uint, varint, varint_len,
 };
 use crate::decimal::decimal;
 
@@ -157,7 +157,7 @@ pub(crate) fn own_span(out: &mut Vec<u8>, record: &Record) -> bool {
     let begin = out.len();
     out.resize(begin + nested_len(len), 0);
     let mut room = Room::new(&mut out[begin..]);
-    write_span(&mut room, record, len, status);
+    write_span(&mut room, record, [start, end], len, status);
     let filled = room.filled();
     if !filled {
         out.truncate(begin);
@@ -165,11 +165,15 @@ pub(crate) fn own_span(out: &mut Vec<u8>, record: &Record) -> bool {
     filled
 }
 
-/// Writes `record` as [`own_span`] measured it: `len` is the `Span` message's length,
-/// `status` its `Status` message's.
-fn write_span(out: &mut Room<'_>, record: &Record, len: usize, status: usize) {
-    let start = nanos(record.start);
-    let end = nanos(record.end);
+/// Writes `record` as [`own_span`] measured it: `[start, end]` are its times in
+/// nanoseconds, `len` the `Span` message's length, `status` its `Status` message's.
+fn write_span(
+    out: &mut Room<'_>,
+    record: &Record,
+    [start, end]: [u64; 2],
+    len: usize,
+    status: usize,
+) {
     tag(out, 2, LEN);
     varint(out, len as u64);
     bytes(out, 1, &record.context.trace_id.to_bytes());
@@ -207,20 +211,6 @@ fn write_span(out: &mut Room<'_>, record: &Record, len: usize, status: usize) {
     }
     let sampled = u8::from(record.context.sampled);
     fixed32(out, 16, flags(record.parent_is_remote, sampled));
-}
-
-/// A message or string of `len` bytes as a field, tag and length included.
-fn nested_len(len: usize) -> usize {
-    1 + varint_len(len as u64) + len
-}
-
-/// A string field, left out when empty.
-fn string_len(value: &str) -> usize {
-    if value.is_empty() {
-        0
-    } else {
-        nested_len(value.len())
-    }
 }
 
 /// An unsigned field, left out when zero.
