@@ -15,7 +15,13 @@ tokio::task_local! {
 
 /// The context of the innermost scope around the caller, if any.
 pub fn current() -> Option<SpanContext> {
-    CURRENT.try_with(|current| *current).ok().flatten()
+    innermost().flatten()
+}
+
+/// The innermost scope around the caller: `None` outside every scope, `Some(None)`
+/// inside one made with no span.
+pub(crate) fn innermost() -> Option<Option<SpanContext>> {
+    CURRENT.try_with(|current| *current).ok()
 }
 
 /// Runs `future` with `context` as its current span. `None` makes the future

@@ -125,13 +125,16 @@ impl Span {
     }
 
     /// A child of the current scope's span ([`scope::current`]); outside any
-    /// scope, of the span the tracer's outer parent names, if any; else the
-    /// first span of a new trace.
+    /// scope, of the span the tracer's outer parent names, if any; else (or in a
+    /// scope made with no span) the first span of a new trace.
     pub fn child(name: &'static str) -> Self {
         let Some((sampling, outer)) = Tracer::current() else {
             return Self::none();
         };
-        let parent = scope::current().or_else(|| outer.and_then(|outer| outer()));
+        let parent = match scope::innermost() {
+            Some(scoped) => scoped,
+            None => outer.and_then(|outer| outer()),
+        };
         Self::start(sampling, name, parent)
     }
 

@@ -164,7 +164,7 @@ fn a_status_of_ok_is_final_and_events_keep_their_order() {
 }
 
 #[test]
-fn the_outer_parent_is_asked_only_outside_a_scope() {
+fn the_outer_parent_is_asked_only_outside_every_scope() {
     fn outer() -> Option<SpanContext> {
         Some(SpanContext {
             trace_id: TraceId::from_bytes([7; 16]).unwrap(),
@@ -180,7 +180,12 @@ fn the_outer_parent_is_asked_only_outside_a_scope() {
         Span::child("under.outer").end();
         let root = Span::root("root");
         sync_scope(root.context(), || Span::child("under.root").end());
+        // A scope with no span is outside every span, the outer one included.
+        sync_scope(None, || Span::child("detached").end());
     });
+    let detached = only(&recorder, "detached");
+    assert_eq!(detached.parent, None);
+    assert_ne!(detached.context.trace_id, outer().unwrap().trace_id);
     let under_outer = only(&recorder, "under.outer");
     assert_eq!(under_outer.parent, outer().map(|c| c.span_id));
     assert_eq!(under_outer.context.trace_id, outer().unwrap().trace_id);
