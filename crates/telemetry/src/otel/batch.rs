@@ -283,6 +283,9 @@ impl Worker {
                     let _ = done.send(result);
                 }
                 Ok(Control::Shutdown(done)) => {
+                    // Spans ending from now on are not counted, so every span counted
+                    // is in this last export.
+                    self.own.close();
                     let result = self.export_queued(&mut last_export);
                     self.exporter.shutdown();
                     let _ = done.send(result);

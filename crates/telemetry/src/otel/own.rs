@@ -12,6 +12,7 @@
 //! Each thread holds at most `per_thread` spans waiting; past that a span is dropped
 //! and counted, as at the batch processor's full queue.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use guildscope_trace::{Attribute, Kind, Record, Status, Value};
@@ -41,6 +42,8 @@ struct Waiting {
 pub(crate) struct OwnSpans {
     threads: ThreadLocal<Mutex<Waiting>>,
     per_thread: usize,
+    /// Set at shutdown, before the last drain: spans ending later are not taken.
+    closed: AtomicBool,
 }
 
 fn lock(waiting: &Mutex<Waiting>) -> MutexGuard<'_, Waiting> {
@@ -54,13 +57,19 @@ impl OwnSpans {
         Self {
             threads: ThreadLocal::new(),
             per_thread: per_thread.max(1),
+            closed: AtomicBool::new(false),
         }
     }
 
     /// Encodes `record` into this thread's buffer. Returns how many spans the
-    /// buffer holds now, or `None` when the span was dropped because it was full.
+    /// buffer holds now, or `None` when the span was dropped because it was full,
+    /// or not taken because the spans are [`close`](Self::close)d.
     pub(crate) fn push(&self, record: &Record) -> Option<usize> {
         let mut waiting = lock(self.threads.get_or_default());
+        // Read under the lock: see `close`.
+        if self.closed.load(Ordering::SeqCst) {
+            return None;
+        }
         waiting.ended += 1;
         if waiting.spans >= self.per_thread {
             waiting.dropped += 1;
@@ -94,6 +103,17 @@ impl OwnSpans {
             spares.push(taken);
         }
         spans
+    }
+
+    /// Takes no more spans: those ending from now on are neither counted nor kept,
+    /// as after the pipeline's shutdown. Each thread's lock is taken once after the
+    /// flag is set, so a span being written as this is called is in its buffer when
+    /// it returns: the drain that follows exports every span ever counted.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        for waiting in self.threads.iter() {
+            drop(lock(waiting));
+        }
     }
 
     /// Spans that ended, and those dropped, on every thread so far.
@@ -327,5 +347,22 @@ mod tests {
         assert_eq!(own.drain(&mut spares, &mut Vec::new()), 0);
         assert_eq!(own.push(&records[0]), Some(1));
         assert_eq!(own.counts(), (6, 1));
+    }
+
+    #[test]
+    fn after_close_no_thread_takes_a_span_and_the_last_drain_has_every_one_counted() {
+        let own = OwnSpans::new(8);
+        let records = records(3);
+        assert_eq!(own.push(&records[0]), Some(1));
+        own.close();
+        assert_eq!(own.push(&records[1]), None);
+        // A thread that never ended a span before the close takes none either.
+        std::thread::scope(|scope| {
+            scope.spawn(|| assert_eq!(own.push(&records[2]), None));
+        });
+        assert_eq!(own.counts(), (1, 0));
+        let mut bytes = Vec::new();
+        assert_eq!(own.drain(&mut Vec::new(), &mut bytes), 1);
+        assert_eq!(cut(&bytes, usize::MAX), (bytes.len(), 1));
     }
 }
