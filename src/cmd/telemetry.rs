@@ -88,6 +88,8 @@ pub fn otel_config(config: &Config) -> anyhow::Result<TelemetryConfig> {
             .into());
         }
     }
+    // What the pipeline would refuse at start, `check-config` reports now.
+    otel.validate().context("in the telemetry settings")?;
     Ok(otel)
 }
 

@@ -1,6 +1,6 @@
 //! The standard OpenTelemetry environment variables (`OTEL_EXPORTER_OTLP_*`,
 //! `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, `OTEL_METRIC_EXPORT_INTERVAL`,
-//! `OTEL_SDK_DISABLED`) applied over a
+//! `OTEL_BSP_*`, `OTEL_SDK_DISABLED`) applied over a
 //! [`TelemetryConfig`], so an operator can point guildscope at a collector the way they
 //! point any OpenTelemetry SDK.
 //!
@@ -63,6 +63,12 @@ pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
 pub const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
 /// `true` turns all export off (logs on stderr stay).
 pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+/// Longest a partly filled batch of spans waits before it is exported, in milliseconds.
+pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
+/// Spans waiting for export, at most (guildscope's own spans: per thread).
+pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
+/// Spans per export request, at most; no more than the queue holds.
+pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
 
 /// The variables of one signal, signal-specific first.
 struct SignalVars {
@@ -135,6 +141,19 @@ impl TelemetryConfig {
         if let Some(interval) = get(OTEL_METRIC_EXPORT_INTERVAL) {
             self.metrics_interval = parse_timeout(OTEL_METRIC_EXPORT_INTERVAL, &interval)?;
         }
+        if let Some(delay) = get(OTEL_BSP_SCHEDULE_DELAY) {
+            self.scheduled_delay = parse_timeout(OTEL_BSP_SCHEDULE_DELAY, &delay)?;
+        }
+        if let Some(size) = get(OTEL_BSP_MAX_QUEUE_SIZE) {
+            self.max_queue_size = parse_count(OTEL_BSP_MAX_QUEUE_SIZE, &size)?;
+        }
+        if let Some(size) = get(OTEL_BSP_MAX_EXPORT_BATCH_SIZE) {
+            self.max_export_batch_size = parse_count(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, &size)?;
+        }
+        // As in the SDK, a batch never exceeds the queue: a small queue (from the
+        // configuration or the environment) makes the batches smaller, not the
+        // configuration invalid.
+        self.max_export_batch_size = self.max_export_batch_size.min(self.max_queue_size);
         if disabled {
             self.traces = None;
             self.logs = None;
@@ -241,6 +260,20 @@ fn parse_timeout(var: &'static str, value: &str) -> Result<Duration, TelemetryEr
         Err(_) => Err(TelemetryError::Env {
             var,
             reason: format!("expected a whole number of milliseconds, got {value:?}"),
+        }),
+    }
+}
+
+fn parse_count(var: &'static str, value: &str) -> Result<usize, TelemetryError> {
+    match value.trim().parse::<usize>() {
+        Ok(0) => Err(TelemetryError::Env {
+            var,
+            reason: "must be at least 1".to_owned(),
+        }),
+        Ok(count) => Ok(count),
+        Err(_) => Err(TelemetryError::Env {
+            var,
+            reason: format!("expected a whole number, got {value:?}"),
         }),
     }
 }

@@ -167,6 +167,55 @@ fn a_bad_metric_interval_is_named() {
 }
 
 #[test]
+fn the_batch_variables_set_the_span_batches() {
+    let config = applied(&[
+        (OTEL_BSP_SCHEDULE_DELAY, "250"),
+        (OTEL_BSP_MAX_QUEUE_SIZE, "4096"),
+        (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "1024"),
+    ]);
+    assert_eq!(config.scheduled_delay, Duration::from_millis(250));
+    assert_eq!(config.max_queue_size, 4096);
+    assert_eq!(config.max_export_batch_size, 1024);
+    config.validate().unwrap();
+
+    for (var, value, expected) in [
+        (OTEL_BSP_MAX_QUEUE_SIZE, "lots", "whole number"),
+        (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "0", "at least 1"),
+        (
+            OTEL_BSP_SCHEDULE_DELAY,
+            "-5",
+            "whole number of milliseconds",
+        ),
+    ] {
+        let (named, message) = env_error(&[(var, value)]);
+        assert_eq!(named, var);
+        assert!(message.contains(expected), "{message}");
+    }
+}
+
+#[test]
+fn a_queue_smaller_than_a_batch_makes_the_batches_smaller() {
+    // From the configuration file (`traces.queue_size`) ...
+    let mut config = TelemetryConfig {
+        max_queue_size: 100,
+        ..TelemetryConfig::default()
+    };
+    config.apply_env(env(&[])).unwrap();
+    assert_eq!(config.max_export_batch_size, 100);
+    config.validate().unwrap();
+    // ... or from the environment, whichever is smaller.
+    let config = applied(&[
+        (OTEL_BSP_MAX_QUEUE_SIZE, "64"),
+        (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "128"),
+    ]);
+    assert_eq!(
+        (config.max_queue_size, config.max_export_batch_size),
+        (64, 64)
+    );
+    config.validate().unwrap();
+}
+
+#[test]
 fn sdk_disabled_turns_metric_export_off_too() {
     let config = applied(&[
         (
