@@ -1183,6 +1183,22 @@ mod tests {
     }
 
     #[test]
+    fn room_is_filled_only_by_exactly_its_bytes_and_never_overrun() {
+        let mut bytes = [0u8; 4];
+        let mut room = Room::new(&mut bytes);
+        room.put(1);
+        room.put_slice(&[2, 3]);
+        assert!(!room.filled());
+        room.put(4);
+        assert!(room.filled());
+        // Past the end: nothing written, and no longer filled.
+        room.put_slice(&[5, 6]);
+        room.put(7);
+        assert!(!room.filled());
+        assert_eq!(bytes, [1, 2, 3, 4]);
+    }
+
+    #[test]
     fn varint_lengths_match_the_encoding() {
         for value in [
             0,
