@@ -725,9 +725,11 @@ fn message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
     let body_at = out.len();
     body(out);
     let len = out.len() - body_at;
-    let mut prefix = [0u8; ROOM];
-    let used = write_varint(&mut prefix, len as u64);
-    out[prefix_at..prefix_at + used].copy_from_slice(&prefix[..used]);
+    let used = varint_len(len as u64);
+    varint(
+        &mut Room::new(&mut out[prefix_at..prefix_at + used]),
+        len as u64,
+    );
     out.copy_within(body_at.., prefix_at + used);
     out.truncate(prefix_at + used + len);
 }
@@ -793,17 +795,6 @@ pub(super) fn varint(out: &mut impl Out, mut value: u64) {
         value >>= 7;
     }
     out.put(value as u8);
-}
-
-fn write_varint(buf: &mut [u8; 10], mut value: u64) -> usize {
-    let mut i = 0;
-    while value >= 0x80 {
-        buf[i] = (value as u8) | 0x80;
-        value >>= 7;
-        i += 1;
-    }
-    buf[i] = value as u8;
-    i + 1
 }
 
 /// A message or string of `len` bytes as a field, tag and length included (for the
