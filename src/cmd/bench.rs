@@ -10,6 +10,7 @@ pub mod sync;
 pub mod telemetry;
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     process::ExitCode,
     time::{Duration, Instant},
@@ -184,32 +185,65 @@ pub(crate) fn process_cpu_time() -> anyhow::Result<Duration> {
     Ok(Duration::new(seconds, nanos))
 }
 
-/// CPU time of this process's threads named `name` (as a runtime built with
-/// `thread_name` names its workers), from each thread's
-/// `/proc/self/task/*/schedstat`, to the nanosecond. A thread that exited is
-/// not counted, so use it for threads that live as long as what is measured.
-pub(crate) fn threads_cpu_time(name: &str) -> anyhow::Result<Duration> {
-    let mut total = Duration::ZERO;
+/// What the kernel's scheduler counted for one group of threads (those of one
+/// name, as a runtime built with `thread_name` names its workers), from each
+/// thread's `/proc/self/task/*/schedstat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ThreadUsage {
+    /// CPU time, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Time spent ready to run but waiting for a core, in nanoseconds.
+    pub waiting_ns: u64,
+    /// Times a thread of the group was put on a core: a wake-up, or a return
+    /// after being preempted.
+    pub runs: u64,
+}
+
+impl ThreadUsage {
+    /// What was counted between `earlier` and `self`.
+    pub(crate) fn since(self, earlier: Self) -> Self {
+        Self {
+            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
+            waiting_ns: self.waiting_ns.saturating_sub(earlier.waiting_ns),
+            runs: self.runs.saturating_sub(earlier.runs),
+        }
+    }
+}
+
+/// This process's live threads, grouped by name (the kernel keeps a thread's
+/// first 15 bytes). A thread that exited is not counted, so compare readings
+/// of threads that live as long as what is measured.
+pub(crate) fn threads_usage() -> anyhow::Result<BTreeMap<String, ThreadUsage>> {
+    let mut groups = BTreeMap::<String, ThreadUsage>::new();
     for task in std::fs::read_dir("/proc/self/task").context("while reading /proc/self/task")? {
         let task = task?.path();
         // A thread may exit between listing and reading: it is then skipped.
-        let Ok(comm) = std::fs::read_to_string(task.join("comm")) else {
+        let (Ok(comm), Ok(schedstat)) = (
+            std::fs::read_to_string(task.join("comm")),
+            std::fs::read_to_string(task.join("schedstat")),
+        ) else {
             continue;
         };
-        if comm.trim_end() != name {
-            continue;
-        }
-        let Ok(schedstat) = std::fs::read_to_string(task.join("schedstat")) else {
-            continue;
+        let mut fields = schedstat.split_whitespace().map(str::parse::<u64>);
+        let mut next = || {
+            fields
+                .next()
+                .and_then(Result::ok)
+                .with_context(|| format!("unexpected schedstat {schedstat:?}"))
         };
-        let nanos: u64 = schedstat
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse().ok())
-            .context("unexpected schedstat")?;
-        total += Duration::from_nanos(nanos);
+        let (cpu_ns, waiting_ns, runs) = (next()?, next()?, next()?);
+        let group = groups.entry(comm.trim_end().to_owned()).or_default();
+        group.cpu_ns += cpu_ns;
+        group.waiting_ns += waiting_ns;
+        group.runs += runs;
     }
-    Ok(total)
+    Ok(groups)
+}
+
+/// CPU time of this process's threads named `name`; see [`threads_usage`].
+pub(crate) fn threads_cpu_time(name: &str) -> anyhow::Result<Duration> {
+    let usage = threads_usage()?.remove(name).unwrap_or_default();
+    Ok(Duration::from_nanos(usage.cpu_ns))
 }
 
 /// Peak resident memory of this process (`VmHWM` from `/proc/self/status`).

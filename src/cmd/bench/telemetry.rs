@@ -18,6 +18,7 @@
 //! the interaction callback.
 
 use std::{
+    collections::{BTreeMap, BTreeSet},
     process::{ExitCode, Stdio},
     sync::{
         Arc,
@@ -35,6 +36,7 @@ use guildscope_testkit::otlp::OtlpReceiver;
 use serde::{Deserialize, Serialize};
 use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::UdpSocket};
 
+use super::ThreadUsage;
 use crate::{
     cli::{BenchTelemetryArgs, Exporter, TelemetryPhase},
     cmd::{
@@ -63,6 +65,10 @@ const STATSD_ADDR_VAR: &str = "GUILDSCOPE_BENCH_STATSD_ADDR";
 /// Set by the parent: the phase waits between its commands and its firehose.
 const PAIRED_VAR: &str = "GUILDSCOPE_BENCH_PAIRED";
 
+/// The group [`PhaseResult::command_threads`] gives the process's CPU time
+/// that no live thread accounts for: threads that ended during the phase.
+const EXITED_THREADS: &str = "(ended threads)";
+
 /// What one child process measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PhaseResult {
@@ -81,6 +87,10 @@ struct PhaseResult {
     /// the bot does, so it shows how fast the machine ran this phase.
     #[serde(default)]
     command_simulator_cpu_us: f64,
+    /// What each group of threads (by name) used in the fixed-rate phase,
+    /// [`EXITED_THREADS`] standing for the CPU time of threads that ended in it.
+    #[serde(default)]
+    command_threads: BTreeMap<String, ThreadUsage>,
     spans_ended_commands: u64,
     spans_exported_commands: u64,
     messages: u64,
@@ -407,6 +417,7 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
     println!(
         "    at the simulator's pace  {delta:+.1} µs ({q1:+.1} to {q3:+.1}; simulator {simulator:.1} µs per command)"
     );
+    report_threads(args, off, on);
     let (q1, delta, q3) = paired(off, on, |r| r.command_p50_us as f64);
     println!("  command p50          {delta:+.0} µs ({q1:+.0} to {q3:+.0})");
     // Ratios are paired as logarithms, so a round twice as fast and one half
@@ -459,6 +470,39 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
         m(on, |r| r.scrapes as f64),
         m(on, |r| r.metric_exports as f64)
     );
+}
+
+/// The bot's CPU per command thread group by thread group, paired by round,
+/// and how often its threads were put on a core: where the added CPU goes,
+/// without a profiler. Wake-ups matter on a VM, where each one that crosses
+/// cores costs an interrupt between virtual CPUs.
+fn report_threads(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
+    let names: BTreeSet<&str> = off
+        .iter()
+        .chain(on)
+        .flat_map(|r| r.command_threads.keys().map(String::as_str))
+        .filter(|name| *name != SIMULATOR_THREAD)
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    let per_command = 1.0 / args.commands.max(1) as f64;
+    println!(
+        "  by thread group      CPU µs per command off → on (paired change); runs on a core per command off → on"
+    );
+    for name in names {
+        let usage = |r: &PhaseResult| r.command_threads.get(name).copied().unwrap_or_default();
+        let cpu = |r: &PhaseResult| usage(r).cpu_ns as f64 / 1e3 * per_command;
+        let runs = |r: &PhaseResult| usage(r).runs as f64 * per_command;
+        let (q1, delta, q3) = paired(off, on, cpu);
+        println!(
+            "    {name:<18} {:>7.1} → {:>7.1} ({delta:+.1}, {q1:+.1} to {q3:+.1}); {:.2} → {:.2}",
+            median(off.iter().map(cpu).collect()),
+            median(on.iter().map(cpu).collect()),
+            median(off.iter().map(runs).collect()),
+            median(on.iter().map(runs).collect()),
+        );
+    }
 }
 
 /// Metrics exports `receiver` took: each carries the build info once.
@@ -588,7 +632,7 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
         messages_of(&now) >= messages_before + args.messages + now.commands_answered()
     };
     let cpu_before = super::process_cpu_time()?;
-    let simulator_cpu_before = super::threads_cpu_time(SIMULATOR_THREAD)?;
+    let threads_before = super::threads_usage()?;
     paced(
         args.command_rate,
         args.commands,
@@ -603,8 +647,12 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     .context("the commands were not all answered")?;
     let latency = stats.snapshot().command_latency;
     let command_cpu = super::process_cpu_time()?.saturating_sub(cpu_before);
-    let simulator_cpu =
-        super::threads_cpu_time(SIMULATOR_THREAD)?.saturating_sub(simulator_cpu_before);
+    let command_threads = threads_since(super::threads_usage()?, &threads_before, command_cpu);
+    let simulator_cpu = Duration::from_nanos(
+        command_threads
+            .get(SIMULATOR_THREAD)
+            .map_or(0, |usage| usage.cpu_ns),
+    );
     let bot_cpu = command_cpu.saturating_sub(simulator_cpu);
     let (spans_ended_commands, spans_exported_commands) = match &telemetry {
         Some(telemetry) => {
@@ -689,6 +737,7 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
         command_cpu_us: command_cpu.as_secs_f64() * 1e6 / args.commands.max(1) as f64,
         command_bot_cpu_us: bot_cpu.as_secs_f64() * 1e6 / args.commands.max(1) as f64,
         command_simulator_cpu_us: simulator_cpu.as_secs_f64() * 1e6 / args.commands.max(1) as f64,
+        command_threads,
         spans_ended_commands,
         spans_exported_commands,
         messages: args.messages,
@@ -705,6 +754,37 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
             .as_ref()
             .map_or(0, |peers| metric_exports(&peers.otlp)),
     })
+}
+
+/// Each thread group's usage between two readings; the process's CPU time
+/// over the same stretch (`cpu`) that no live group accounts for goes to
+/// [`EXITED_THREADS`].
+fn threads_since(
+    now: BTreeMap<String, ThreadUsage>,
+    before: &BTreeMap<String, ThreadUsage>,
+    cpu: Duration,
+) -> BTreeMap<String, ThreadUsage> {
+    let mut groups: BTreeMap<String, ThreadUsage> = now
+        .into_iter()
+        .map(|(name, usage)| {
+            let earlier = before.get(&name).copied().unwrap_or_default();
+            (name, usage.since(earlier))
+        })
+        .collect();
+    let counted: u64 = groups.values().map(|usage| usage.cpu_ns).sum();
+    let uncounted = u64::try_from(cpu.as_nanos())
+        .unwrap_or(u64::MAX)
+        .saturating_sub(counted);
+    if uncounted > 0 {
+        groups.insert(
+            EXITED_THREADS.to_owned(),
+            ThreadUsage {
+                cpu_ns: uncounted,
+                ..ThreadUsage::default()
+            },
+        );
+    }
+    groups
 }
 
 /// MESSAGE_CREATE the bot has handled, in a snapshot of its counters.
