@@ -72,6 +72,8 @@ pub fn otel_config(config: &Config) -> anyhow::Result<TelemetryConfig> {
         metrics_interval: settings.traces.metrics_interval,
         sample_ratio: settings.traces.sample_ratio,
         max_queue_size: settings.traces.queue_size,
+        max_export_batch_size: settings.traces.batch_size,
+        scheduled_delay: settings.traces.schedule_delay,
         ..TelemetryConfig::default()
     };
     otel.apply_env(|name| std::env::var(name).ok())

@@ -33,6 +33,8 @@ pub(super) struct RawTraces {
     headers_file: Option<PathBuf>,
     sample_ratio: Option<f64>,
     queue_size: Option<usize>,
+    batch_size: Option<usize>,
+    schedule_delay_ms: Option<u64>,
     export_logs: Option<bool>,
     export_metrics: Option<bool>,
     metrics_interval_ms: Option<u64>,
@@ -116,6 +118,10 @@ pub struct TracesSettings {
     pub sample_ratio: f64,
     /// Spans waiting for export, at most; more are dropped and counted.
     pub queue_size: usize,
+    /// Spans per export request, at most (never more than `queue_size`).
+    pub batch_size: usize,
+    /// Longest a partly filled batch of spans waits before it is exported.
+    pub schedule_delay: std::time::Duration,
     /// Also export logs over OTLP.
     pub export_logs: bool,
     /// Also export the metrics registry over OTLP.
@@ -135,6 +141,8 @@ impl fmt::Debug for TracesSettings {
             .field("headers", &header_names)
             .field("sample_ratio", &self.sample_ratio)
             .field("queue_size", &self.queue_size)
+            .field("batch_size", &self.batch_size)
+            .field("schedule_delay", &self.schedule_delay)
             .field("export_logs", &self.export_logs)
             .field("export_metrics", &self.export_metrics)
             .field("metrics_interval", &self.metrics_interval)
@@ -251,6 +259,20 @@ pub(super) fn validate(raw: RawTelemetry, env: Env<'_>) -> Result<TelemetrySetti
             "expected a positive number, got 0",
         ));
     }
+    let batch_size = raw.traces.batch_size.unwrap_or(512);
+    if batch_size == 0 {
+        return Err(ConfigError::key(
+            "traces.batch_size",
+            "expected a positive number, got 0",
+        ));
+    }
+    let schedule_delay_ms = raw.traces.schedule_delay_ms.unwrap_or(1_000);
+    if schedule_delay_ms == 0 {
+        return Err(ConfigError::key(
+            "traces.schedule_delay_ms",
+            "expected a positive number of milliseconds, got 0",
+        ));
+    }
     let metrics_interval_ms = raw.traces.metrics_interval_ms.unwrap_or(60_000);
     if metrics_interval_ms == 0 {
         return Err(ConfigError::key(
@@ -362,6 +384,8 @@ pub(super) fn validate(raw: RawTelemetry, env: Env<'_>) -> Result<TelemetrySetti
             headers,
             sample_ratio,
             queue_size,
+            batch_size,
+            schedule_delay: std::time::Duration::from_millis(schedule_delay_ms),
             export_logs: raw.traces.export_logs.unwrap_or(false),
             export_metrics: raw.traces.export_metrics.unwrap_or(false),
             metrics_interval: std::time::Duration::from_millis(metrics_interval_ms),
@@ -521,6 +545,43 @@ mod tests {
         );
         let err = error("", &[("GUILDSCOPE_METRICS_LISTEN", "9464")]);
         assert!(err.starts_with("config key `metrics.listen`"), "{err}");
+    }
+
+    #[test]
+    fn span_batches_are_set_in_the_file_and_zero_is_refused() {
+        let s = settings("", &[]).unwrap();
+        assert_eq!(
+            (
+                s.traces.queue_size,
+                s.traces.batch_size,
+                s.traces.schedule_delay.as_millis()
+            ),
+            (8_192, 512, 1_000)
+        );
+        let s = settings(
+            "[traces]\nqueue_size = 4096\nbatch_size = 256\nschedule_delay_ms = 250\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                s.traces.queue_size,
+                s.traces.batch_size,
+                s.traces.schedule_delay.as_millis()
+            ),
+            (4_096, 256, 250)
+        );
+        for (key, expected) in [
+            ("queue_size", "expected a positive number, got 0"),
+            ("batch_size", "expected a positive number, got 0"),
+            (
+                "schedule_delay_ms",
+                "expected a positive number of milliseconds, got 0",
+            ),
+        ] {
+            let err = error(&format!("[traces]\n{key} = 0\n"), &[]);
+            assert_eq!(err, format!("config key `traces.{key}`: {expected}"));
+        }
     }
 
     #[test]

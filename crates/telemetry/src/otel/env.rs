@@ -69,6 +69,9 @@ pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
 pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
 /// Spans per export request, at most; no more than the queue holds.
 pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+/// Longest one export of spans may take, retries included, in milliseconds: caps the
+/// traces endpoint's own timeout (`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`), never raises it.
+pub const OTEL_BSP_EXPORT_TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";
 
 /// The variables of one signal, signal-specific first.
 struct SignalVars {
@@ -149,6 +152,14 @@ impl TelemetryConfig {
         }
         if let Some(size) = get(OTEL_BSP_MAX_EXPORT_BATCH_SIZE) {
             self.max_export_batch_size = parse_count(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, &size)?;
+        }
+        // The batch processor gives an export this long, and the exporter its own
+        // timeout for the same export: whichever is shorter ends it.
+        if let Some(timeout) = get(OTEL_BSP_EXPORT_TIMEOUT) {
+            let timeout = parse_timeout(OTEL_BSP_EXPORT_TIMEOUT, &timeout)?;
+            if let Some(traces) = &mut self.traces {
+                traces.timeout = traces.timeout.min(timeout);
+            }
         }
         // As in the SDK, a batch never exceeds the queue: a small queue (from the
         // configuration or the environment) makes the batches smaller, not the

@@ -194,6 +194,39 @@ fn the_batch_variables_set_the_span_batches() {
 }
 
 #[test]
+fn the_batch_export_timeout_caps_the_traces_timeout_and_never_raises_it() {
+    let traces = |pairs: &[(&str, &str)]| {
+        let mut all = vec![(OTEL_EXPORTER_OTLP_ENDPOINT, "http://collector:4317")];
+        all.extend_from_slice(pairs);
+        applied(&all).traces.expect("traces on")
+    };
+    let default = traces(&[]).timeout;
+    assert_eq!(
+        traces(&[(OTEL_BSP_EXPORT_TIMEOUT, "2500")]).timeout,
+        Duration::from_millis(2500)
+    );
+    // Longer than the exporter's own timeout: the exporter's ends the export first.
+    assert_eq!(
+        traces(&[(OTEL_BSP_EXPORT_TIMEOUT, "600000")]).timeout,
+        default
+    );
+    assert_eq!(
+        traces(&[
+            (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, "800"),
+            (OTEL_BSP_EXPORT_TIMEOUT, "2500"),
+        ])
+        .timeout,
+        Duration::from_millis(800)
+    );
+    let (named, message) = env_error(&[(OTEL_BSP_EXPORT_TIMEOUT, "soon")]);
+    assert_eq!(named, OTEL_BSP_EXPORT_TIMEOUT);
+    assert!(
+        message.contains("whole number of milliseconds"),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_queue_smaller_than_a_batch_makes_the_batches_smaller() {
     // From the configuration file (`traces.queue_size`) ...
     let mut config = TelemetryConfig {
