@@ -259,6 +259,9 @@ pub struct BenchTelemetryArgs {
     /// is fed whenever the "on" side runs.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Exporter::ALL)]
     pub exporters: Vec<Exporter>,
+    /// How spans and OTLP metrics travel to the receiver.
+    #[arg(long, value_enum, default_value_t = BenchProtocol::Grpc)]
+    pub protocol: BenchProtocol,
     /// Compare two builds instead of telemetry off and on: each round runs this
     /// build and the guildscope binary at PATH side by side, both with the
     /// exporters on, and the report's "off" column is the other build's.
@@ -269,16 +272,35 @@ pub struct BenchTelemetryArgs {
     pub phase: Option<TelemetryPhase>,
 }
 
+/// The OTLP protocol the telemetry benchmark exports with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchProtocol {
+    /// OTLP over gRPC.
+    Grpc,
+    /// OTLP over HTTP with protobuf bodies.
+    HttpProtobuf,
+}
+
+impl BenchProtocol {
+    /// The name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http-protobuf",
+        }
+    }
+}
+
 /// An exporter the telemetry benchmark can turn on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Exporter {
-    /// Spans over OTLP/gRPC, every trace sampled.
+    /// Spans over OTLP (`--protocol`), every trace sampled.
     Spans,
     /// StatsD over UDP.
     Statsd,
     /// The Prometheus endpoint, scraped every second.
     Prometheus,
-    /// The metrics registry over OTLP/gRPC, every second.
+    /// The metrics registry over OTLP (`--protocol`), every second.
     OtlpMetrics,
 }
 

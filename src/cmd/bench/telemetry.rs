@@ -38,7 +38,7 @@ use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::UdpSocket};
 
 use super::ThreadUsage;
 use crate::{
-    cli::{BenchTelemetryArgs, Exporter, TelemetryPhase},
+    cli::{BenchProtocol, BenchTelemetryArgs, Exporter, TelemetryPhase},
     cmd::{
         telemetry::{Telemetry, otel_config},
         wait_until, wiring,
@@ -229,9 +229,14 @@ impl Child {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        // Named only when it is not the default, so a build from before the
+        // option can still be the baseline of a gRPC run.
+        if args.protocol != BenchProtocol::Grpc {
+            command.args(["--protocol", args.protocol.as_str()]);
+        }
         if let Some(peers) = peers {
             command
-                .env(OTLP_ENDPOINT_VAR, peers.otlp.grpc_endpoint())
+                .env(OTLP_ENDPOINT_VAR, peers.otlp_endpoint(args.protocol))
                 .env(STATSD_ADDR_VAR, peers.statsd_addr.to_string());
         }
         let mut process = command
@@ -356,7 +361,11 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
         args.messages,
         args.command_rate / 4.0
     );
-    println!("exporters on         {}", exporters_arg(&args.exporters));
+    println!(
+        "exporters on         {} (OTLP over {})",
+        exporters_arg(&args.exporters),
+        args.protocol.as_str()
+    );
     if let Some(other) = &args.baseline {
         println!(
             "compared with        {} (\"off\" below), telemetry on in both",
@@ -546,6 +555,15 @@ impl Peers {
         })
     }
 
+    /// The receiver's address for `protocol`: for HTTP the base URL the
+    /// exporters append `/v1/traces` and `/v1/metrics` to.
+    fn otlp_endpoint(&self, protocol: BenchProtocol) -> String {
+        match protocol {
+            BenchProtocol::Grpc => self.otlp.grpc_endpoint(),
+            BenchProtocol::HttpProtobuf => self.otlp.http_endpoint(),
+        }
+    }
+
     async fn stop(self) {
         self.counting.abort();
         self.otlp.shutdown().await;
@@ -561,7 +579,8 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     super::super::remove_sqlite_files(&database_text)?;
 
     let (telemetry, scrapes, own_peers) = if on {
-        let (telemetry, scrapes, own_peers) = start_telemetry(&args.exporters).await?;
+        let (telemetry, scrapes, own_peers) =
+            start_telemetry(&args.exporters, args.protocol).await?;
         (Some(telemetry), Some(scrapes), own_peers)
     } else {
         logging::init("warn", LogFormat::Auto);
@@ -797,6 +816,7 @@ fn messages_of(snapshot: &guildscope_bot::Snapshot) -> u64 {
 /// Also returns the count of Prometheus scrapes, which this process makes.
 async fn start_telemetry(
     exporters: &[Exporter],
+    protocol: BenchProtocol,
 ) -> anyhow::Result<(Telemetry, Arc<AtomicU64>, Option<Peers>)> {
     let handed = (
         std::env::var(OTLP_ENDPOINT_VAR).ok(),
@@ -807,7 +827,7 @@ async fn start_telemetry(
         _ => {
             let peers = Peers::start().await?;
             (
-                peers.otlp.grpc_endpoint(),
+                peers.otlp_endpoint(protocol),
                 peers.statsd_addr.to_string(),
                 Some(peers),
             )
@@ -819,7 +839,14 @@ async fn start_telemetry(
     // Only what was asked for, whatever the environment says.
     let on = |exporter| exporters.contains(&exporter);
     config.telemetry.traces.endpoint = on(Exporter::Spans).then(|| otlp_endpoint.clone());
-    config.telemetry.traces.protocol = crate::config::OtlpProtocol::Grpc;
+    let (protocol, otel_protocol) = match protocol {
+        BenchProtocol::Grpc => (crate::config::OtlpProtocol::Grpc, otel::OtlpProtocol::Grpc),
+        BenchProtocol::HttpProtobuf => (
+            crate::config::OtlpProtocol::HttpProtobuf,
+            otel::OtlpProtocol::HttpProtobuf,
+        ),
+    };
+    config.telemetry.traces.protocol = protocol;
     config.telemetry.traces.sample_ratio = 1.0;
     config.telemetry.metrics.listen = on(Exporter::Prometheus)
         .then(|| "127.0.0.1:0".parse())
@@ -828,8 +855,9 @@ async fn start_telemetry(
         .then(|| StatsdConfig::new(statsd_addr))
         .transpose()?;
     let mut otel = otel_config(&config)?;
-    otel.metrics = on(Exporter::OtlpMetrics)
-        .then(|| otel::OtlpEndpoint::new(otlp_endpoint, otel::OtlpProtocol::Grpc));
+    otel.metrics = on(Exporter::OtlpMetrics).then(|| {
+        otel::OtlpEndpoint::for_signal(&otlp_endpoint, otel_protocol, otel::Signal::Metrics)
+    });
     otel.metrics_interval = Duration::from_secs(1);
     let guard = otel::init(&otel)?;
     let telemetry = Telemetry::start_with(guard, &config.telemetry).await?;
@@ -883,4 +911,49 @@ async fn paced(
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(cpu_ns: u64, runs: u64) -> ThreadUsage {
+        ThreadUsage {
+            cpu_ns,
+            waiting_ns: 0,
+            runs,
+        }
+    }
+
+    #[test]
+    fn a_phase_counts_each_group_from_its_own_start_and_ended_threads_apart() {
+        let before = BTreeMap::from([
+            ("guildscope".to_owned(), usage(1_000, 10)),
+            ("simulator".to_owned(), usage(500, 4)),
+        ]);
+        let now = BTreeMap::from([
+            ("guildscope".to_owned(), usage(4_000, 16)),
+            ("simulator".to_owned(), usage(1_500, 9)),
+            // Started during the phase: all of it counts.
+            ("OpenTelemetry.T".to_owned(), usage(700, 3)),
+        ]);
+        // 4,700 ns by live threads; the process used 5,000.
+        let groups = threads_since(now, &before, Duration::from_nanos(5_000));
+        assert_eq!(groups["guildscope"], usage(3_000, 6));
+        assert_eq!(groups["simulator"], usage(1_000, 5));
+        assert_eq!(groups["OpenTelemetry.T"], usage(700, 3));
+        assert_eq!(groups[EXITED_THREADS], usage(300, 0));
+        // Nothing unaccounted for: no group for ended threads.
+        let now = BTreeMap::from([("guildscope".to_owned(), usage(2_000, 11))]);
+        let groups = threads_since(now, &before, Duration::from_nanos(1_000));
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups["guildscope"], usage(1_000, 1));
+    }
+
+    #[test]
+    fn quartiles_interpolate_between_ranks() {
+        assert_eq!(quartiles(vec![4.0, 1.0, 3.0, 2.0, 5.0]), (2.0, 3.0, 4.0));
+        assert_eq!(quartiles(vec![1.0, 2.0]), (1.25, 1.5, 1.75));
+        assert_eq!(quartiles(Vec::new()), (0.0, 0.0, 0.0));
+    }
 }
