@@ -24,7 +24,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thread_local::ThreadLocal;
 use tokio::net::UdpSocket;
@@ -38,6 +38,38 @@ use crate::fxhash::FxMap;
 
 /// How many datagrams' worth of lines waiting wakes the task before its interval is up.
 pub const WAKE_DATAGRAMS: usize = 8;
+
+/// How long sends must go without an error before failing sends are reported as
+/// recovered. A send to a port nobody listens on fails only every other time (the error
+/// is the ICMP answer to the send before it), so one success says nothing.
+const RECOVERED_AFTER: Duration = Duration::from_secs(10);
+
+/// Whether sends are failing, so a failure is logged once when it starts and once when
+/// it is over, however many sends fail in between (each is counted).
+#[derive(Debug, Default)]
+struct SendHealth {
+    /// The last failed send, while sends are failing.
+    last_failure: Option<Instant>,
+}
+
+impl SendHealth {
+    /// A send failed at `now`; whether that starts a failure.
+    fn failed(&mut self, now: Instant) -> bool {
+        self.last_failure.replace(now).is_none()
+    }
+
+    /// A send succeeded at `now`; whether that ends a failure: none for
+    /// [`RECOVERED_AFTER`].
+    fn succeeded(&mut self, now: Instant) -> bool {
+        match self.last_failure {
+            Some(last) if now.saturating_duration_since(last) >= RECOVERED_AFTER => {
+                self.last_failure = None;
+                true
+            }
+            _ => false,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -208,7 +240,7 @@ impl Statsd {
             buffer: String::with_capacity(config.max_datagram),
             line: String::new(),
             counts: Counts::default(),
-            failing: false,
+            health: SendHealth::default(),
         };
         let join = tokio::spawn(task.run());
         tracing::debug!(%addr, prefix = %config.prefix, "statsd sink started");
@@ -356,7 +388,7 @@ struct SinkTask {
     line: String,
     /// The counters taken from the threads, summed.
     counts: Counts,
-    failing: bool,
+    health: SendHealth,
 }
 
 /// What the task takes from the handles in one go.
@@ -498,8 +530,7 @@ impl SinkTask {
                     .counters
                     .datagrams
                     .fetch_add(1, Ordering::Relaxed);
-                if self.failing {
-                    self.failing = false;
+                if self.health.succeeded(Instant::now()) {
                     tracing::info!(addr = %self.addr, "statsd sends recovered");
                 }
             }
@@ -508,12 +539,42 @@ impl SinkTask {
                     .counters
                     .send_errors
                     .fetch_add(1, Ordering::Relaxed);
-                if !self.failing {
-                    self.failing = true;
+                if self.health.failed(Instant::now()) {
                     tracing::warn!(addr = %self.addr, %error, "statsd send failed; metrics are being lost");
                 }
             }
         }
         self.buffer.clear();
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_reported_once_and_over_only_after_a_quiet_stretch() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut health = SendHealth::default();
+        assert!(!health.succeeded(at(0)), "nothing to recover from");
+        assert!(health.failed(at(100)), "the first failure starts one");
+        // Sends to a closed port alternate: every other one fails.
+        for tick in 2..100 {
+            let now = at(tick * 100);
+            if tick % 2 == 0 {
+                assert!(!health.succeeded(now), "recovered at tick {tick}");
+            } else {
+                assert!(
+                    !health.failed(now),
+                    "a second failure reported at tick {tick}"
+                );
+            }
+        }
+        // The last failure was at 9.9 s: recovered once 10 s have passed since.
+        assert!(!health.succeeded(at(19_800)));
+        assert!(health.succeeded(at(19_900)));
+        assert!(!health.succeeded(at(20_000)), "recovered twice");
+        assert!(health.failed(at(20_100)), "a new failure is reported again");
     }
 }

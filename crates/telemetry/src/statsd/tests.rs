@@ -373,6 +373,41 @@ async fn a_dead_destination_counts_send_errors_and_never_stops_the_sink() {
     assert_eq!(statsd.dropped(), 0);
 }
 
+// A current-thread runtime, so the sink task logs to this thread's subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn a_dead_destination_is_logged_once_not_on_every_failed_send() {
+    let logs = guildscope_testkit::logs::LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_writer(logs.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dead = Server::bind().await.addr();
+    let statsd = start(StatsdConfig::new(dead.to_string()).unwrap()).await;
+
+    // Every other send fails (each one answers the ICMP "port unreachable" the send
+    // before provoked): keep going until several have failed.
+    timeout(PATIENCE, async {
+        while statsd.send_errors() < 5 {
+            statsd.count("messages", 1);
+            statsd.flush().await.unwrap();
+        }
+    })
+    .await
+    .expect("sends to a dead port did not fail");
+
+    assert_eq!(
+        logs.lines_with_message("statsd send failed; metrics are being lost")
+            .len(),
+        1,
+        "{}",
+        logs.text()
+    );
+    assert!(logs.lines_with_message("statsd sends recovered").is_empty());
+}
+
 // A current-thread runtime: the sink task cannot run while the test does not await, so
 // the queue fills deterministically. If a metric call blocked, this test would hang.
 #[tokio::test(flavor = "current_thread")]
