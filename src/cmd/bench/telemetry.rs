@@ -118,7 +118,7 @@ pub async fn run(args: BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
     match args.phase {
         Some(phase) => {
             let result = phase_run(&args, phase == TelemetryPhase::On).await?;
-            println!("{}", serde_json::to_string(&result)?);
+            to_parent(&serde_json::to_string(&result)?)?;
             Ok(ExitCode::SUCCESS)
         }
         None => rounds(&args).await,
@@ -197,6 +197,16 @@ async fn rounds(args: &BenchTelemetryArgs) -> anyhow::Result<ExitCode> {
     }
     report(args, &off, &on);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `line` to the rounds that started this phase (its standard output),
+/// or says they are gone.
+fn to_parent(line: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .context("the benchmark that started this phase has gone")
 }
 
 /// What a child prints once its commands are done; it then waits for a line
@@ -691,14 +701,18 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     // The other side runs its commands at the same time as this one; the
     // firehose saturates the machine, so each side runs it alone.
     if std::env::var_os(PAIRED_VAR).is_some() {
-        println!("{COMMANDS_DONE}");
-        tokio::task::spawn_blocking(|| {
+        to_parent(COMMANDS_DONE)?;
+        let read = tokio::task::spawn_blocking(|| {
             let mut go = String::new();
             std::io::stdin().read_line(&mut go)
         })
         .await
         .context("while waiting for the firehose's turn")?
         .context("while waiting for the firehose's turn")?;
+        // Nothing to read: the rounds that started this phase are gone.
+        if read == 0 {
+            bail!("the benchmark that started this phase has gone; stopping");
+        }
     }
 
     // Phase 2: the firehose at saturation, commands alongside.
