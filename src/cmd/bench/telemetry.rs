@@ -491,10 +491,10 @@ fn report(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
     );
 }
 
-/// The bot's CPU per command thread group by thread group, paired by round,
-/// and how often its threads were put on a core: where the added CPU goes,
-/// without a profiler. Wake-ups matter on a VM, where each one that crosses
-/// cores costs an interrupt between virtual CPUs.
+/// The bot's CPU per command, thread group by thread group, paired by round;
+/// how often its threads were put on a core and how long they waited for one:
+/// where the added CPU goes, without a profiler. Wake-ups matter on a VM,
+/// where each one that crosses cores costs an interrupt between virtual CPUs.
 fn report_threads(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseResult]) {
     let names: BTreeSet<&str> = off
         .iter()
@@ -507,19 +507,22 @@ fn report_threads(args: &BenchTelemetryArgs, off: &[PhaseResult], on: &[PhaseRes
     }
     let per_command = 1.0 / args.commands.max(1) as f64;
     println!(
-        "  by thread group      CPU µs per command off → on (paired change); runs on a core per command off → on"
+        "  by thread group      CPU µs per command off → on (paired change); runs on a core per command off → on; µs waiting for a core per command off → on"
     );
     for name in names {
         let usage = |r: &PhaseResult| r.command_threads.get(name).copied().unwrap_or_default();
         let cpu = |r: &PhaseResult| usage(r).cpu_ns as f64 / 1e3 * per_command;
         let runs = |r: &PhaseResult| usage(r).runs as f64 * per_command;
+        let waiting = |r: &PhaseResult| usage(r).waiting_ns as f64 / 1e3 * per_command;
         let (q1, delta, q3) = paired(off, on, cpu);
         println!(
-            "    {name:<18} {:>7.1} → {:>7.1} ({delta:+.1}, {q1:+.1} to {q3:+.1}); {:.2} → {:.2}",
+            "    {name:<18} {:>7.1} → {:>7.1} ({delta:+.1}, {q1:+.1} to {q3:+.1}); {:.2} → {:.2}; {:.1} → {:.1}",
             median(off.iter().map(cpu).collect()),
             median(on.iter().map(cpu).collect()),
             median(off.iter().map(runs).collect()),
             median(on.iter().map(runs).collect()),
+            median(off.iter().map(waiting).collect()),
+            median(on.iter().map(waiting).collect()),
         );
     }
 }
