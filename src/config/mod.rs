@@ -152,6 +152,27 @@ impl ConfigError {
     }
 }
 
+/// `value`, or `default` when the key is unset; zero is refused, naming `key`
+/// and what the number counts (`""`, or `" of milliseconds"`).
+pub(crate) fn positive<T>(
+    key: &str,
+    value: Option<T>,
+    default: T,
+    unit: &str,
+) -> Result<T, ConfigError>
+where
+    T: Copy + PartialEq + From<u8>,
+{
+    let value = value.unwrap_or(default);
+    if value == T::from(0) {
+        return Err(ConfigError::key(
+            key,
+            format!("expected a positive number{unit}, got 0"),
+        ));
+    }
+    Ok(value)
+}
+
 /// Values given on the command line or in the environment, which win over
 /// the file.
 #[derive(Debug, Default, Clone)]
@@ -272,13 +293,7 @@ impl Config {
             ));
         }
         let storage = Location::parse(&url);
-        let batch_size = raw.storage.batch_size.unwrap_or(2_000);
-        if batch_size == 0 {
-            return Err(ConfigError::key(
-                "storage.batch_size",
-                "expected a positive number, got 0",
-            ));
-        }
+        let batch_size = positive("storage.batch_size", raw.storage.batch_size, 2_000, "")?;
         let forget_messages = match raw
             .storage
             .forget_messages
@@ -294,13 +309,7 @@ impl Config {
                 ));
             }
         };
-        let bus_capacity = raw.bus.capacity.unwrap_or(4_096);
-        if bus_capacity == 0 {
-            return Err(ConfigError::key(
-                "bus.capacity",
-                "expected a positive number, got 0",
-            ));
-        }
+        let bus_capacity = positive("bus.capacity", raw.bus.capacity, 4_096, "")?;
         let log_format = match raw.log.format.as_deref().unwrap_or("auto") {
             "auto" => LogFormat::Auto,
             "pretty" => LogFormat::Pretty,
@@ -675,6 +684,28 @@ mod tests {
             err.to_string(),
             "config key `discord.api_base`: expected a URL starting with http:// or https://, got \"discord.com\""
         );
+    }
+
+    #[test]
+    fn a_zero_count_is_refused_with_its_key() {
+        for (toml, expected) in [
+            (
+                "[storage]\nbatch_size = 0\n",
+                "config key `storage.batch_size`: expected a positive number, got 0",
+            ),
+            (
+                "[bus]\ncapacity = 0\n",
+                "config key `bus.capacity`: expected a positive number, got 0",
+            ),
+            (
+                "[traces]\nmetrics_interval_ms = 0\n",
+                "config key `traces.metrics_interval_ms`: expected a positive number of milliseconds, got 0",
+            ),
+        ] {
+            let raw = parse(toml, Path::new("g.toml")).unwrap();
+            let err = Config::validate(raw, &Overrides::default()).unwrap_err();
+            assert_eq!(err.to_string(), expected);
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use guildscope_model::Secret;
 use guildscope_telemetry::StatsdConfig;
 use serde::Deserialize;
 
-use super::{ConfigError, check_url};
+use super::{ConfigError, check_url, positive};
 
 /// `[service]`: who is reporting.
 #[derive(Debug, Default, Deserialize)]
@@ -252,34 +252,20 @@ pub(super) fn validate(raw: RawTelemetry, env: Env<'_>) -> Result<TelemetrySetti
             format!("expected a number from 0 to 1, got {sample_ratio}"),
         ));
     }
-    let queue_size = raw.traces.queue_size.unwrap_or(8_192);
-    if queue_size == 0 {
-        return Err(ConfigError::key(
-            "traces.queue_size",
-            "expected a positive number, got 0",
-        ));
-    }
-    let batch_size = raw.traces.batch_size.unwrap_or(512);
-    if batch_size == 0 {
-        return Err(ConfigError::key(
-            "traces.batch_size",
-            "expected a positive number, got 0",
-        ));
-    }
-    let schedule_delay_ms = raw.traces.schedule_delay_ms.unwrap_or(1_000);
-    if schedule_delay_ms == 0 {
-        return Err(ConfigError::key(
-            "traces.schedule_delay_ms",
-            "expected a positive number of milliseconds, got 0",
-        ));
-    }
-    let metrics_interval_ms = raw.traces.metrics_interval_ms.unwrap_or(60_000);
-    if metrics_interval_ms == 0 {
-        return Err(ConfigError::key(
-            "traces.metrics_interval_ms",
-            "expected a positive number of milliseconds, got 0",
-        ));
-    }
+    let queue_size = positive("traces.queue_size", raw.traces.queue_size, 8_192, "")?;
+    let batch_size = positive("traces.batch_size", raw.traces.batch_size, 512, "")?;
+    let schedule_delay_ms = positive(
+        "traces.schedule_delay_ms",
+        raw.traces.schedule_delay_ms,
+        1_000,
+        " of milliseconds",
+    )?;
+    let metrics_interval_ms = positive(
+        "traces.metrics_interval_ms",
+        raw.traces.metrics_interval_ms,
+        60_000,
+        " of milliseconds",
+    )?;
 
     // `GUILDSCOPE_METRICS_LISTEN` wins over the file; "off" turns the
     // endpoint off.
