@@ -281,6 +281,15 @@ pub enum BenchProtocol {
     HttpProtobuf,
 }
 
+impl From<BenchProtocol> for crate::config::OtlpProtocol {
+    fn from(protocol: BenchProtocol) -> Self {
+        match protocol {
+            BenchProtocol::Grpc => Self::Grpc,
+            BenchProtocol::HttpProtobuf => Self::HttpProtobuf,
+        }
+    }
+}
+
 impl BenchProtocol {
     /// The name on the command line.
     pub fn as_str(self) -> &'static str {

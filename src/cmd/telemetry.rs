@@ -9,16 +9,13 @@ use guildscope_discord::GatewayHandle;
 use guildscope_telemetry::{
     Statsd,
     metrics::{BuildInfo, Metrics, PrometheusConfig, PrometheusServer},
-    otel::{
-        self, OtlpEndpoint, OtlpProtocol as OtelProtocol, Signal, SpanCounter, TelemetryConfig,
-        TelemetryGuard,
-    },
+    otel::{self, OtlpEndpoint, Signal, SpanCounter, TelemetryConfig, TelemetryGuard},
     reports::{ErrorReporter, SentryConfig},
 };
 use tokio::task::JoinHandle;
 
 use crate::{
-    config::{Config, ConfigError, OtlpProtocol, TelemetrySettings},
+    config::{Config, ConfigError, TelemetrySettings},
     logging,
 };
 
@@ -37,10 +34,7 @@ pub fn git_sha() -> &'static str {
 /// then the standard `OTEL_*` variables over them.
 pub fn otel_config(config: &Config) -> anyhow::Result<TelemetryConfig> {
     let settings = &config.telemetry;
-    let protocol = match settings.traces.protocol {
-        OtlpProtocol::Grpc => OtelProtocol::Grpc,
-        OtlpProtocol::HttpProtobuf => OtelProtocol::HttpProtobuf,
-    };
+    let protocol = settings.traces.protocol.otel();
     // A configured endpoint is a base URL, as OTEL_EXPORTER_OTLP_ENDPOINT is.
     let endpoint = |signal| {
         settings.traces.endpoint.as_ref().map(|base| {

@@ -104,6 +104,16 @@ pub enum OtlpProtocol {
     HttpProtobuf,
 }
 
+impl OtlpProtocol {
+    /// The same protocol as the telemetry crate names it.
+    pub fn otel(self) -> guildscope_telemetry::otel::OtlpProtocol {
+        match self {
+            Self::Grpc => guildscope_telemetry::otel::OtlpProtocol::Grpc,
+            Self::HttpProtobuf => guildscope_telemetry::otel::OtlpProtocol::HttpProtobuf,
+        }
+    }
+}
+
 /// Span export as configured in the file; `OTEL_EXPORTER_OTLP_*` variables
 /// are applied over it when telemetry starts.
 #[derive(Clone)]

@@ -856,14 +856,7 @@ async fn start_telemetry(
     // Only what was asked for, whatever the environment says.
     let on = |exporter| exporters.contains(&exporter);
     config.telemetry.traces.endpoint = on(Exporter::Spans).then(|| otlp_endpoint.clone());
-    let (protocol, otel_protocol) = match protocol {
-        BenchProtocol::Grpc => (crate::config::OtlpProtocol::Grpc, otel::OtlpProtocol::Grpc),
-        BenchProtocol::HttpProtobuf => (
-            crate::config::OtlpProtocol::HttpProtobuf,
-            otel::OtlpProtocol::HttpProtobuf,
-        ),
-    };
-    config.telemetry.traces.protocol = protocol;
+    config.telemetry.traces.protocol = protocol.into();
     config.telemetry.traces.sample_ratio = 1.0;
     config.telemetry.metrics.listen = on(Exporter::Prometheus)
         .then(|| "127.0.0.1:0".parse())
@@ -873,7 +866,11 @@ async fn start_telemetry(
         .transpose()?;
     let mut otel = otel_config(&config)?;
     otel.metrics = on(Exporter::OtlpMetrics).then(|| {
-        otel::OtlpEndpoint::for_signal(&otlp_endpoint, otel_protocol, otel::Signal::Metrics)
+        otel::OtlpEndpoint::for_signal(
+            &otlp_endpoint,
+            config.telemetry.traces.protocol.otel(),
+            otel::Signal::Metrics,
+        )
     });
     otel.metrics_interval = Duration::from_secs(1);
     let guard = otel::init(&otel)?;
