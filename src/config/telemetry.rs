@@ -263,7 +263,7 @@ pub(super) fn validate(raw: RawTelemetry, env: Env<'_>) -> Result<TelemetrySetti
         ));
     }
     let queue_size = positive("traces.queue_size", raw.traces.queue_size, 8_192, "")?;
-    let batch_size = positive("traces.batch_size", raw.traces.batch_size, 512, "")?;
+    let batch_size = positive("traces.batch_size", raw.traces.batch_size, 2_048, "")?;
     let schedule_delay_ms = positive(
         "traces.schedule_delay_ms",
         raw.traces.schedule_delay_ms,
@@ -552,7 +552,7 @@ mod tests {
                 s.traces.batch_size,
                 s.traces.schedule_delay.as_millis()
             ),
-            (8_192, 512, 1_000)
+            (8_192, 2_048, 1_000)
         );
         let s = settings(
             "[traces]\nqueue_size = 4096\nbatch_size = 256\nschedule_delay_ms = 250\n",

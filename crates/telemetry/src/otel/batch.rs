@@ -26,7 +26,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
 use super::config::Signal;
 use super::encode::TracedSpan;
 use super::export::ExportStats;
-use super::own::{OwnSpans, cut};
+use super::own::{MAX_REQUEST_SPAN_BYTES, OwnSpans, cut};
 use super::transport::OtlpSpanExporter;
 
 /// How long a flush waits for the batch thread, as in the SDK.
@@ -337,7 +337,11 @@ impl Worker {
         let mut result = Ok(());
         let mut at = 0;
         while at < self.own_bytes.len() {
-            let (len, count) = cut(&self.own_bytes[at..], self.settings.max_export_batch_size);
+            let (len, count) = cut(
+                &self.own_bytes[at..],
+                self.settings.max_export_batch_size,
+                MAX_REQUEST_SPAN_BYTES,
+            );
             *last_export = Instant::now();
             result = self.exporter.export_own(&self.own_bytes[at..at + len]);
             self.stats.record(Signal::Traces, count as u64, &result);

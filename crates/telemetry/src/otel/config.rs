@@ -371,7 +371,7 @@ impl Default for TelemetryConfig {
             sample_ratio: 1.0,
             parent_sampling: ParentSampling::Follow,
             max_queue_size: 8192,
-            max_export_batch_size: 512,
+            max_export_batch_size: 2048,
             scheduled_delay: Duration::from_secs(1),
         }
     }

@@ -127,13 +127,21 @@ impl OwnSpans {
     }
 }
 
-/// The end of the first `limit` spans in `spans` (encoded by [`OwnSpans::push`]),
-/// and how many that is: where to cut a batch.
-pub(crate) fn cut(spans: &[u8], limit: usize) -> (usize, usize) {
+/// Span bytes one export request carries, at most (a span larger than this goes
+/// alone): well under the 4 MiB a gRPC server accepts by default (the
+/// OpenTelemetry Collector's OTLP receiver among them), whatever the spans'
+/// sizes, with room for the request's resource and scope.
+pub(crate) const MAX_REQUEST_SPAN_BYTES: usize = 2 * 1024 * 1024;
+
+/// The end of the first `limit` spans in `spans` (encoded by [`OwnSpans::push`])
+/// that fit in `max_bytes`, and how many that is: where to cut a batch. The first
+/// span is always taken, however large, so every span is sent once.
+pub(crate) fn cut(spans: &[u8], limit: usize, max_bytes: usize) -> (usize, usize) {
     let mut at = 0;
     let mut count = 0;
     while count < limit && at < spans.len() {
         match encode::field_end(spans, at) {
+            Some(end) if count > 0 && end > max_bytes => break,
             Some(end) => at = end,
             // Never happens: the bytes were written by `push`. Take the rest whole
             // rather than loop.
@@ -312,6 +320,8 @@ mod tests {
 
     use super::{OwnSpans, cut};
 
+    const ANY: usize = usize::MAX;
+
     fn records(n: usize) -> Vec<guildscope_trace::Record> {
         let (recorder, _guard) = Recorder::install();
         for i in 0..n {
@@ -338,15 +348,33 @@ mod tests {
         let mut spares = Vec::new();
         let mut bytes = Vec::new();
         assert_eq!(own.drain(&mut spares, &mut bytes), 4);
-        assert_eq!(cut(&bytes, usize::MAX), (bytes.len(), 4));
-        let (end, count) = cut(&bytes, 3);
+        assert_eq!(cut(&bytes, ANY, ANY), (bytes.len(), 4));
+        let (end, count) = cut(&bytes, 3, ANY);
         assert_eq!(count, 3);
-        assert_eq!(cut(&bytes[end..], usize::MAX), (bytes.len() - end, 1));
+        assert_eq!(cut(&bytes[end..], ANY, ANY), (bytes.len() - end, 1));
         // A buffer taken is the next one swapped in: one spare goes round.
         assert_eq!(spares.len(), 1);
         assert_eq!(own.drain(&mut spares, &mut Vec::new()), 0);
         assert_eq!(own.push(&records[0]), Some(1));
         assert_eq!(own.counts(), (6, 1));
+    }
+
+    #[test]
+    fn a_batch_stops_before_its_byte_limit_and_a_span_past_it_goes_alone() {
+        let own = OwnSpans::new(8);
+        for record in &records(4) {
+            own.push(record);
+        }
+        let mut bytes = Vec::new();
+        assert_eq!(own.drain(&mut Vec::new(), &mut bytes), 4);
+        let (one, _) = cut(&bytes, 1, ANY);
+        let (two, _) = cut(&bytes, 2, ANY);
+        // Two spans fit exactly; a byte less and the second waits.
+        assert_eq!(cut(&bytes, ANY, two), (two, 2));
+        assert_eq!(cut(&bytes, ANY, two - 1), (one, 1));
+        // A limit smaller than one span still sends that span, then the next alone.
+        assert_eq!(cut(&bytes, ANY, 1), (one, 1));
+        assert_eq!(cut(&bytes[one..], ANY, 1), (two - one, 1));
     }
 
     #[test]
@@ -363,6 +391,6 @@ mod tests {
         assert_eq!(own.counts(), (1, 0));
         let mut bytes = Vec::new();
         assert_eq!(own.drain(&mut Vec::new(), &mut bytes), 1);
-        assert_eq!(cut(&bytes, usize::MAX), (bytes.len(), 1));
+        assert_eq!(cut(&bytes, ANY, ANY), (bytes.len(), 1));
     }
 }
