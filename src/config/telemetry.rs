@@ -262,18 +262,33 @@ pub(super) fn validate(raw: RawTelemetry, env: Env<'_>) -> Result<TelemetrySetti
             format!("expected a number from 0 to 1, got {sample_ratio}"),
         ));
     }
-    let queue_size = positive("traces.queue_size", raw.traces.queue_size, 8_192, "")?;
-    let batch_size = positive("traces.batch_size", raw.traces.batch_size, 2_048, "")?;
+    // Unset keys take the telemetry pipeline's own defaults, which it also
+    // uses when started without a configuration file.
+    let defaults = guildscope_telemetry::otel::TelemetryConfig::default();
+    let millis =
+        |duration: std::time::Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    let queue_size = positive(
+        "traces.queue_size",
+        raw.traces.queue_size,
+        defaults.max_queue_size,
+        "",
+    )?;
+    let batch_size = positive(
+        "traces.batch_size",
+        raw.traces.batch_size,
+        defaults.max_export_batch_size,
+        "",
+    )?;
     let schedule_delay_ms = positive(
         "traces.schedule_delay_ms",
         raw.traces.schedule_delay_ms,
-        1_000,
+        millis(defaults.scheduled_delay),
         " of milliseconds",
     )?;
     let metrics_interval_ms = positive(
         "traces.metrics_interval_ms",
         raw.traces.metrics_interval_ms,
-        60_000,
+        millis(defaults.metrics_interval),
         " of milliseconds",
     )?;
 
