@@ -240,12 +240,6 @@ pub(crate) fn threads_usage() -> anyhow::Result<BTreeMap<String, ThreadUsage>> {
     Ok(groups)
 }
 
-/// CPU time of this process's threads named `name`; see [`threads_usage`].
-pub(crate) fn threads_cpu_time(name: &str) -> anyhow::Result<Duration> {
-    let usage = threads_usage()?.remove(name).unwrap_or_default();
-    Ok(Duration::from_nanos(usage.cpu_ns))
-}
-
 /// Peak resident memory of this process (`VmHWM` from `/proc/self/status`).
 pub(crate) fn peak_rss_bytes() -> anyhow::Result<u64> {
     let status =

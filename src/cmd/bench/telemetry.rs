@@ -680,11 +680,7 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     let latency = stats.snapshot().command_latency;
     let command_cpu = super::process_cpu_time()?.saturating_sub(cpu_before);
     let command_threads = threads_since(super::threads_usage()?, &threads_before, command_cpu);
-    let simulator_cpu = Duration::from_nanos(
-        command_threads
-            .get(SIMULATOR_THREAD)
-            .map_or(0, |usage| usage.cpu_ns),
-    );
+    let simulator_cpu = simulator_cpu_of(&command_threads);
     let bot_cpu = command_cpu.saturating_sub(simulator_cpu);
     let (spans_ended_commands, spans_exported_commands) = match &telemetry {
         Some(telemetry) => {
@@ -720,7 +716,7 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
 
     // Phase 2: the firehose at saturation, commands alongside.
     let cpu_before = super::process_cpu_time()?;
-    let simulator_cpu_before = super::threads_cpu_time(SIMULATOR_THREAD)?;
+    let threads_before = super::threads_usage()?;
     let started = Instant::now();
     simulator.firehose(args.messages);
     let side = paced(args.command_rate / 4.0, u64::MAX, firehose_handled, || {
@@ -732,8 +728,11 @@ async fn phase_run(args: &BenchTelemetryArgs, on: bool) -> anyhow::Result<PhaseR
     done.context("the firehose was not handled in time")?;
     let ingest = started.elapsed();
     let ingest_cpu = super::process_cpu_time()?.saturating_sub(cpu_before);
-    let ingest_simulator_cpu =
-        super::threads_cpu_time(SIMULATOR_THREAD)?.saturating_sub(simulator_cpu_before);
+    let ingest_simulator_cpu = simulator_cpu_of(&threads_since(
+        super::threads_usage()?,
+        &threads_before,
+        ingest_cpu,
+    ));
     let per_message = |cpu: Duration| cpu.as_secs_f64() * 1e6 / args.messages.max(1) as f64;
 
     running.stop().await?;
@@ -821,6 +820,15 @@ fn threads_since(
         );
     }
     groups
+}
+
+/// The simulator's CPU time among a phase's thread groups.
+fn simulator_cpu_of(threads: &BTreeMap<String, ThreadUsage>) -> Duration {
+    Duration::from_nanos(
+        threads
+            .get(SIMULATOR_THREAD)
+            .map_or(0, |usage| usage.cpu_ns),
+    )
 }
 
 /// MESSAGE_CREATE the bot has handled, in a snapshot of its counters.
