@@ -19,8 +19,8 @@ use guildscope_trace::{Attribute, Kind, Record, Status, Value};
 use thread_local::ThreadLocal;
 
 use super::encode::{
-    self, LEN, Out, Room, bytes, fixed32, fixed64, flags, key_value, nanos, nested_len, string,
-    string_len, tag, text_key_value, uint, varint, varint_len,
+    self, LEN, bytes, close, fixed32, fixed64, flags, nanos, open, scalar_key_value, string,
+    string_len, tag, text_key_value, uint, varint, varint_into,
 };
 use crate::decimal::decimal;
 
@@ -75,10 +75,7 @@ impl OwnSpans {
             waiting.dropped += 1;
             return None;
         }
-        if !own_span(&mut waiting.bytes, record) {
-            waiting.dropped += 1;
-            return None;
-        }
+        own_span(&mut waiting.bytes, record);
         waiting.spans += 1;
         Some(waiting.spans)
     }
@@ -152,58 +149,23 @@ pub(crate) fn cut(spans: &[u8], limit: usize, max_bytes: usize) -> (usize, usize
     (at, count)
 }
 
+/// Room reserved per span before it is written, beyond its attributes: ids, times,
+/// name, status and flags of a usual span fit.
+const SPAN_ROOM: usize = 128;
+
+/// Room reserved per attribute: a dotted key and a snowflake's digits fit.
+const ATTRIBUTE_ROOM: usize = 48;
+
 /// Appends `record` to `out` as a `Span` message, field 2 of `ScopeSpans`: exactly
 /// the bytes the OpenTelemetry SDK's exporter writes for the same span (a unit test in
-/// `encode.rs` compares them). Every length is worked out before anything is written,
-/// so nothing written is moved again and every byte goes straight into room made for
-/// it; this runs on the thread that ran the span, once per span, and is most of what a
-/// span costs there.
-///
-/// Returns `false`, with `out` as it was, if the bytes written did not fill the room
-/// measured for them exactly: a mistake in a length, which the tests rule out, costs
-/// the span rather than a malformed request.
-pub(crate) fn own_span(out: &mut Vec<u8>, record: &Record) -> bool {
-    let start = nanos(record.start);
-    let end = nanos(record.end);
-    let status = status_len(&record.status);
-    let mut len = 18 + 10 // trace id (16 bytes) and span id (8), each a field
-        + record.parent.map_or(0, |_| 10)
-        + string_len(&record.name)
-        + 2 // kind, never unspecified
-        + fixed64_len(start)
-        + fixed64_len(end)
-        + uint_len(u64::from(record.attributes.dropped()))
-        + uint_len(u64::from(record.dropped_events))
-        + nested_len(status)
-        + 6; // flags: a two-byte tag (field 16) and four bytes
-    for attribute in record.attributes.iter() {
-        len += nested_len(attribute_len(attribute));
-    }
-    for event in &record.events {
-        len += nested_len(event_len(event));
-    }
-    let begin = out.len();
-    out.resize(begin + nested_len(len), 0);
-    let mut room = Room::new(&mut out[begin..]);
-    write_span(&mut room, record, [start, end], len, status);
-    let filled = room.filled();
-    if !filled {
-        out.truncate(begin);
-    }
-    filled
-}
-
-/// Writes `record` as [`own_span`] measured it: `[start, end]` are its times in
-/// nanoseconds, `len` the `Span` message's length, `status` its `Status` message's.
-fn write_span(
-    out: &mut Room<'_>,
-    record: &Record,
-    [start, end]: [u64; 2],
-    len: usize,
-    status: usize,
-) {
-    tag(out, 2, LEN);
-    varint(out, len as u64);
+/// `encode.rs` compares them). This runs on the thread that ran the span, once per
+/// span, and is most of what a span costs there, so it is one pass: every field is
+/// written in order as it is read, and only the span's own length, unknown until the
+/// end, is written afterwards into room left for it (moving the span when the length
+/// takes other than the two bytes most spans need).
+pub(crate) fn own_span(out: &mut Vec<u8>, record: &Record) {
+    out.reserve(SPAN_ROOM + ATTRIBUTE_ROOM * record.attributes.len());
+    let at = open(out, 2);
     bytes(out, 1, &record.context.trace_id.to_bytes());
     bytes(out, 2, &record.context.span_id.to_bytes());
     if let Some(parent) = record.parent {
@@ -211,44 +173,39 @@ fn write_span(
     }
     string(out, 5, &record.name);
     uint(out, 6, kind(record.kind));
-    fixed64(out, 7, start);
-    fixed64(out, 8, end);
+    fixed64(out, 7, nanos(record.start));
+    fixed64(out, 8, nanos(record.end));
     for attribute in record.attributes.iter() {
         write_attribute(out, 9, attribute);
     }
     uint(out, 10, u64::from(record.attributes.dropped()));
     for event in &record.events {
-        tag(out, 11, LEN);
-        varint(out, event_len(event) as u64);
+        let at = open(out, 11);
         fixed64(out, 1, nanos(event.time));
         string(out, 2, &event.name);
         for attribute in &event.attributes {
             write_attribute(out, 3, attribute);
         }
+        close(out, at);
     }
     uint(out, 12, u64::from(record.dropped_events));
+    // The status is always there, empty or not.
     tag(out, 15, LEN);
-    varint(out, status as u64);
     match &record.status {
-        Status::Unset => {}
-        Status::Ok => uint(out, 3, 1),
+        Status::Unset => varint(out, 0),
+        Status::Ok => {
+            varint(out, 2);
+            uint(out, 3, 1);
+        }
         Status::Error(description) => {
+            varint(out, string_len(description) as u64 + 2);
             string(out, 2, description);
             uint(out, 3, 2);
         }
     }
     let sampled = u8::from(record.context.sampled);
     fixed32(out, 16, flags(record.parent_is_remote, sampled));
-}
-
-/// An unsigned field, left out when zero.
-fn uint_len(value: u64) -> usize {
-    if value == 0 { 0 } else { 1 + varint_len(value) }
-}
-
-/// A fixed 64-bit field, left out when zero.
-fn fixed64_len(value: u64) -> usize {
-    if value == 0 { 0 } else { 9 }
+    close(out, at);
 }
 
 fn kind(kind: Kind) -> u64 {
@@ -261,56 +218,28 @@ fn kind(kind: Kind) -> u64 {
     }
 }
 
-/// The body of the `Status` message.
-fn status_len(status: &Status) -> usize {
-    match status {
-        Status::Unset => 0,
-        Status::Ok => 2,
-        Status::Error(description) => string_len(description) + 2,
-    }
-}
-
-/// The body of an `Event` message.
-fn event_len(event: &guildscope_trace::Event) -> usize {
-    let mut len = fixed64_len(nanos(event.time)) + string_len(&event.name);
-    for attribute in &event.attributes {
-        len += nested_len(attribute_len(attribute));
-    }
-    len
-}
-
-/// How many decimal digits `value` has.
-fn digits(value: u64) -> usize {
-    value.checked_ilog10().map_or(1, |log| log as usize + 1)
-}
-
-/// The body of an `AnyValue` message.
-fn any_value_len(value: &Value) -> usize {
-    match value {
-        Value::Bool(_) => 2,
-        Value::I64(v) => 1 + varint_len(*v as u64),
-        Value::F64(_) => 9,
-        Value::U64(v) => nested_len(digits(*v)),
-        Value::Str(text) => nested_len(text.len()),
-    }
-}
-
-/// The body of a `KeyValue` message.
-fn attribute_len(attribute: &Attribute) -> usize {
-    string_len(&attribute.key) + nested_len(any_value_len(&attribute.value))
-}
-
 /// A `KeyValue` message as field `field`, written by the SDK span encoder's own
-/// functions; [`attribute_len`] is its body's length.
+/// functions.
 #[inline]
-fn write_attribute(out: &mut impl Out, field: u32, attribute: &Attribute) {
+fn write_attribute(out: &mut Vec<u8>, field: u32, attribute: &Attribute) {
     let key = &attribute.key;
     match &attribute.value {
         Value::Str(text) => text_key_value(out, field, key, text.as_bytes()),
         Value::U64(v) => text_key_value(out, field, key, decimal(*v, &mut [0; 20])),
-        Value::Bool(v) => key_value(out, field, key, &opentelemetry::Value::Bool(*v)),
-        Value::I64(v) => key_value(out, field, key, &opentelemetry::Value::I64(*v)),
-        Value::F64(v) => key_value(out, field, key, &opentelemetry::Value::F64(*v)),
+        // `AnyValue`'s `bool_value` (field 2), `int_value` (3) and `double_value` (4).
+        Value::Bool(v) => scalar_key_value(out, field, key, &[0x10, u8::from(*v)]),
+        Value::I64(v) => {
+            let mut value = [0; 11];
+            value[0] = 0x18;
+            let [_, varint @ ..] = &mut value;
+            let used = varint_into(varint, *v as u64);
+            scalar_key_value(out, field, key, &value[..=used]);
+        }
+        Value::F64(v) => {
+            let mut value = [0x21; 9];
+            value[1..].copy_from_slice(&v.to_bits().to_le_bytes());
+            scalar_key_value(out, field, key, &value);
+        }
     }
 }
 
