@@ -14,10 +14,6 @@ pub const MAX_ATTRIBUTES: usize = 128;
 /// The most events a span keeps; more are dropped and counted.
 pub const MAX_EVENTS: usize = 128;
 
-/// Attributes kept in the record itself; a span with more keeps the rest in a
-/// second allocation.
-const INLINE_ATTRIBUTES: usize = 14;
-
 /// An attribute's value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -85,38 +81,17 @@ pub struct Attribute {
     pub value: Value,
 }
 
-impl Attribute {
-    /// A free slot of the inline storage.
-    const EMPTY: Self = Self {
-        key: Cow::Borrowed(""),
-        value: Value::Bool(false),
-    };
-}
-
 /// A span's attributes in the order they were first set; setting a key again
-/// replaces its value. The first few live in the record itself, so a typical
-/// span costs one allocation whole.
-#[derive(Debug, Clone)]
+/// replaces its value. A record is reused span after span on its thread
+/// (see `span.rs`), and its attributes' room with it, so setting one costs no
+/// allocation once the thread's records have grown to its spans.
+#[derive(Debug, Clone, Default)]
 pub struct Attributes {
-    inline: [Attribute; INLINE_ATTRIBUTES],
-    len: usize,
-    more: Vec<Attribute>,
+    kept: Vec<Attribute>,
     dropped: u32,
     /// The bit of each key kept ([`key_bit`]): a key whose bit is clear is new,
     /// and is added without looking for it.
     keys: u64,
-}
-
-impl Default for Attributes {
-    fn default() -> Self {
-        Self {
-            inline: [const { Attribute::EMPTY }; INLINE_ATTRIBUTES],
-            len: 0,
-            more: Vec::new(),
-            dropped: 0,
-            keys: 0,
-        }
-    }
 }
 
 impl Attributes {
@@ -125,17 +100,14 @@ impl Attributes {
     pub fn set(&mut self, key: Cow<'static, str>, value: Value) {
         let bit = key_bit(&key);
         if self.keys & bit != 0
-            && let Some(attribute) = self.iter_mut().find(|a| same_key(&a.key, &key))
+            && let Some(attribute) = self.kept.iter_mut().find(|a| same_key(&a.key, &key))
         {
             attribute.value = value;
             return;
         }
         self.keys |= bit;
-        if self.len < INLINE_ATTRIBUTES {
-            self.inline[self.len] = Attribute { key, value };
-            self.len += 1;
-        } else if self.len + self.more.len() < MAX_ATTRIBUTES {
-            self.more.push(Attribute { key, value });
+        if self.kept.len() < MAX_ATTRIBUTES {
+            self.kept.push(Attribute { key, value });
         } else {
             self.dropped = self.dropped.saturating_add(1);
         }
@@ -143,11 +115,7 @@ impl Attributes {
 
     /// Forgets every attribute, keeping the room.
     pub(crate) fn clear(&mut self) {
-        for attribute in &mut self.inline[..self.len] {
-            *attribute = Attribute::EMPTY;
-        }
-        self.len = 0;
-        self.more.clear();
+        self.kept.clear();
         self.dropped = 0;
         self.keys = 0;
     }
@@ -159,18 +127,12 @@ impl Attributes {
 
     /// The attributes, in the order they were first set.
     pub fn iter(&self) -> impl Iterator<Item = &Attribute> {
-        self.inline[..self.len].iter().chain(self.more.iter())
-    }
-
-    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Attribute> {
-        self.inline[..self.len]
-            .iter_mut()
-            .chain(self.more.iter_mut())
+        self.kept.iter()
     }
 
     /// How many are kept.
     pub fn len(&self) -> usize {
-        self.len + self.more.len()
+        self.kept.len()
     }
 
     /// Whether none is kept.
@@ -282,7 +244,7 @@ impl Record {
 mod tests {
     use std::borrow::Cow;
 
-    use super::{Attributes, INLINE_ATTRIBUTES, MAX_ATTRIBUTES, Value};
+    use super::{Attributes, MAX_ATTRIBUTES, Value};
 
     #[test]
     fn setting_a_key_again_replaces_its_value_in_place() {
@@ -326,20 +288,31 @@ mod tests {
     }
 
     #[test]
-    fn attributes_past_the_inline_room_are_kept_and_past_the_limit_counted() {
+    fn attributes_up_to_the_limit_are_kept_in_order_and_past_it_counted() {
         let mut attributes = Attributes::default();
         for n in 0..MAX_ATTRIBUTES + 3 {
             attributes.set(Cow::Owned(format!("k{n}")), Value::U64(n as u64));
         }
         assert_eq!(attributes.len(), MAX_ATTRIBUTES);
         assert_eq!(attributes.dropped(), 3);
-        assert_eq!(
-            attributes.get(&format!("k{}", INLINE_ATTRIBUTES + 1)),
-            Some(&Value::U64(INLINE_ATTRIBUTES as u64 + 1))
-        );
+        assert_eq!(attributes.get("k15"), Some(&Value::U64(15)));
         assert_eq!(attributes.get("k0"), Some(&Value::U64(0)));
         assert_eq!(attributes.get(&format!("k{MAX_ATTRIBUTES}")), None);
         let order: Vec<String> = attributes.iter().map(|a| a.key.to_string()).collect();
-        assert_eq!(order[INLINE_ATTRIBUTES], format!("k{INLINE_ATTRIBUTES}"));
+        let expected: Vec<String> = (0..MAX_ATTRIBUTES).map(|n| format!("k{n}")).collect();
+        assert_eq!(order, expected);
+        // A key set again past the limit still takes its new value.
+        attributes.set(Cow::Borrowed("k7"), Value::Bool(true));
+        assert_eq!(attributes.get("k7"), Some(&Value::Bool(true)));
+        assert_eq!(
+            (attributes.len(), attributes.dropped()),
+            (MAX_ATTRIBUTES, 3)
+        );
+        // Cleared, the room stays and the limit starts again.
+        attributes.clear();
+        assert!(attributes.is_empty());
+        assert_eq!(attributes.dropped(), 0);
+        attributes.set(Cow::Borrowed("k7"), Value::I64(1));
+        assert_eq!(attributes.iter().count(), 1);
     }
 }
