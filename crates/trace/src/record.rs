@@ -113,6 +113,14 @@ impl Attributes {
         }
     }
 
+    /// None yet, with room for `room` without growing.
+    pub(crate) fn with_room(room: usize) -> Self {
+        Self {
+            kept: Vec::with_capacity(room),
+            ..Self::default()
+        }
+    }
+
     /// Forgets every attribute, keeping the room.
     pub(crate) fn clear(&mut self) {
         self.kept.clear();

@@ -42,6 +42,10 @@ pub struct Span {
     live: Option<Box<Record>>,
 }
 
+/// Attributes a new record has room for: a gateway event's or a REST call's
+/// span sets about ten. (Records are reused, and keep what room they grew.)
+const NEW_RECORD_ATTRIBUTES: usize = 16;
+
 /// Records kept for reuse per thread, at most.
 const SPARE_RECORDS: usize = 8;
 
@@ -77,7 +81,7 @@ fn new_record(
             kind: Kind::Internal,
             start: UNIX_EPOCH,
             end: UNIX_EPOCH,
-            attributes: Attributes::default(),
+            attributes: Attributes::with_room(NEW_RECORD_ATTRIBUTES),
             events: Vec::new(),
             dropped_events: 0,
             status: Status::Unset,
