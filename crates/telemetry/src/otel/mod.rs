@@ -40,7 +40,8 @@
 //! - `pipeline.rs`: the filter, the layers, the providers and the OTLP exporters.
 //! - `layer.rs`: the span layer, sampling, and the span operations of [`SpanExt`].
 //! - `encode.rs`: OTLP trace requests encoded from span data, and the protobuf field
-//!   writers, into a `Vec` that grows or into room measured in advance.
+//!   writers; a nested message's length is written after its body, into room left
+//!   for it.
 //! - `own.rs`: guildscope's own spans, encoded where they end into buffers of their
 //!   threads', taken whole by the batch processor.
 //! - `batch.rs`: the span batch processor: the bounded queue and the export thread.
