@@ -521,6 +521,11 @@ fn encoder_writes_the_statsd_line_format() {
         let metric = Metric::timer("a", Duration::from_nanos(nanos));
         assert_eq!(encoder.encode(&metric).unwrap(), expected);
     }
+    // Whole milliseconds past `u64::MAX` saturate; the fraction stays exact.
+    assert_eq!(
+        encoder.encode(&Metric::timer("a", Duration::MAX)).unwrap(),
+        format!("gs.a:{}.999999|ms", u64::MAX)
+    );
 }
 
 #[test]
