@@ -317,10 +317,18 @@ mod tests {
             (MAX_ATTRIBUTES, 3)
         );
         // Cleared, the room stays and the limit starts again.
+        let room = attributes.kept.capacity();
         attributes.clear();
         assert!(attributes.is_empty());
         assert_eq!(attributes.dropped(), 0);
-        attributes.set(Cow::Borrowed("k7"), Value::I64(1));
-        assert_eq!(attributes.iter().count(), 1);
+        assert_eq!(attributes.kept.capacity(), room);
+        for n in 0..=MAX_ATTRIBUTES {
+            attributes.set(Cow::Owned(format!("j{n}")), Value::I64(1));
+        }
+        assert_eq!(
+            (attributes.len(), attributes.dropped()),
+            (MAX_ATTRIBUTES, 1)
+        );
+        assert_eq!(attributes.kept.capacity(), room);
     }
 }

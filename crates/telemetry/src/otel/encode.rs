@@ -1066,6 +1066,8 @@ mod tests {
         root.set("bus.queue_ms", 0.25);
         root.set("zero", 0.0);
         root.set("negative", -5_i64);
+        root.set("largest", i64::MAX);
+        root.set("smallest", i64::MIN);
         root.set("flags.stats_beta", true);
         root.set("flags.off", false);
         root.set("empty", "");
@@ -1167,6 +1169,24 @@ mod tests {
         }
         .encode_to_vec();
         assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn a_message_closed_after_its_body_has_the_shortest_length_prefix() {
+        // Around each length where the prefix takes one byte more or less than
+        // the two left for it.
+        for len in [0, 1, 127, 128, 129, 16_383, 16_384, 16_385, 2_097_152] {
+            let body: Vec<u8> = (0..len).map(|n| n as u8).collect();
+            let mut out = vec![7];
+            let at = open(&mut out, 15);
+            out.extend_from_slice(&body);
+            close(&mut out, at);
+            let mut expected = vec![7];
+            tag(&mut expected, 15, LEN);
+            varint(&mut expected, len as u64);
+            expected.extend_from_slice(&body);
+            assert_eq!(out, expected, "{len}");
+        }
     }
 
     #[test]
