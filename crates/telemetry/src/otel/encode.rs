@@ -771,24 +771,28 @@ pub(super) fn fixed32(out: &mut Vec<u8>, field: u32, value: u32) {
 }
 
 #[inline]
-pub(super) fn varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
+pub(super) fn varint(out: &mut Vec<u8>, value: u64) {
+    varint_bytes(value, |byte| out.push(byte));
 }
 
 /// Writes `value` as a varint at the start of `into`; returns how many bytes it took.
-pub(super) fn varint_into(into: &mut [u8; 10], mut value: u64) -> usize {
+pub(super) fn varint_into(into: &mut [u8; 10], value: u64) -> usize {
     let mut used = 0;
-    while value >= 0x80 {
-        into[used] = value as u8 | 0x80;
-        value >>= 7;
+    varint_bytes(value, |byte| {
+        into[used] = byte;
         used += 1;
+    });
+    used
+}
+
+/// Hands `value`'s varint bytes to `put`, low seven bits first.
+#[inline(always)]
+fn varint_bytes(mut value: u64, mut put: impl FnMut(u8)) {
+    while value >= 0x80 {
+        put(value as u8 | 0x80);
+        value >>= 7;
     }
-    into[used] = value as u8;
-    used + 1
+    put(value as u8);
 }
 
 /// A message or string of `len` bytes as a field, tag and length included (for the

@@ -231,8 +231,8 @@ fn write_attribute(out: &mut Vec<u8>, field: u32, attribute: &Attribute) {
         Value::I64(v) => {
             let mut value = [0; 11];
             value[0] = 0x18;
-            let [_, varint @ ..] = &mut value;
-            let used = varint_into(varint, *v as u64);
+            let [_, rest @ ..] = &mut value;
+            let used = varint_into(rest, *v as u64);
             scalar_key_value(out, field, key, &value[..=used]);
         }
         Value::F64(v) => {
